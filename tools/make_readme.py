@@ -1,0 +1,36 @@
+"""Write README.md from nbs/index.ipynb (markdown cells as they are, code cells as python
+blocks with their text outputs). nbdev_readme needs quarto, which is not installable
+everywhere; this gives the same README without it.
+
+    python tools/make_readme.py           # write README.md
+    python tools/make_readme.py --check   # exit 1 if README.md is out of date
+"""
+import json, sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+def render(nb_path=ROOT / "nbs" / "index.ipynb") -> str:
+    nb = json.loads(Path(nb_path).read_text())
+    parts = ["<!-- generated from nbs/index.ipynb by tools/make_readme.py; edit the notebook, not this file -->"]
+    for cell in nb["cells"]:
+        src = "".join(cell["source"]).strip("\n")
+        if cell["cell_type"] == "markdown":
+            parts.append(src)
+            continue
+        if src.lstrip().startswith("#| hide") or not src: continue
+        code = "\n".join(l for l in src.splitlines() if not l.startswith("#|"))
+        parts.append(f"```python\n{code}\n```")
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if "text/markdown" in data: parts.append("".join(data["text/markdown"]).strip("\n"))
+            elif "text/plain" in data: parts.append("    " + "".join(data["text/plain"]).strip("\n").replace("\n", "\n    "))
+            elif out.get("output_type") == "stream": parts.append("    " + "".join(out["text"]).strip("\n").replace("\n", "\n    "))
+    return "\n\n".join(parts) + "\n"
+
+if __name__ == "__main__":
+    text, readme = render(), ROOT / "README.md"
+    if "--check" in sys.argv[1:]:
+        if not readme.exists() or readme.read_text() != text:
+            sys.exit("README.md is out of date with nbs/index.ipynb: run `python tools/make_readme.py`")
+    else: readme.write_text(text)
