@@ -7,7 +7,7 @@ Text form: each cell starts with a header line `%% md` or `%% code`, optionally 
 `tags=a,b` (e.g. `%% code tags=parameters`). Everything up to the next header is the cell
 source (trailing blank lines dropped). Outputs are not kept: run the notebook to get them.
 """
-import json, re, sys
+import hashlib, json, re, sys
 from pathlib import Path
 
 HEADER = re.compile(r'^%% (md|code)(?: tags=(\S+))?\s*$')
@@ -33,11 +33,12 @@ def from_txt(txt):
         elif cur is not None: cur['lines'].append(line)
     if cur: cells.append(cur)
     nb_cells = []
-    for c in cells:
+    for i, c in enumerate(cells):
         src = '\n'.join(c['lines']).strip('\n')
         meta = {'tags': c['tags']} if c['tags'] else {}
-        if c['kind'] == 'md': nb_cells.append(dict(cell_type='markdown', metadata=meta, source=src))
-        else: nb_cells.append(dict(cell_type='code', execution_count=None, metadata=meta, outputs=[], source=src))
+        cid = hashlib.sha1(f"{i}:{src}".encode()).hexdigest()[:8]   # stable ids: nbdev_export stamps them into the library
+        if c['kind'] == 'md': nb_cells.append(dict(cell_type='markdown', id=cid, metadata=meta, source=src))
+        else: nb_cells.append(dict(cell_type='code', execution_count=None, id=cid, metadata=meta, outputs=[], source=src))
     return dict(cells=nb_cells, metadata=dict(kernelspec=dict(display_name='python3', language='python', name='python3')),
                 nbformat=4, nbformat_minor=5)
 
