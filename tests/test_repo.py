@@ -15,7 +15,7 @@ def settings():
 
 def test_settings_declare_flags_tags_and_cli():
     s = settings()
-    assert set(s["tst_flags"].split("|")) >= {"slow", "gpu", "hub"}
+    assert set(s["tst_flags"].split()) >= {"slow", "gpu", "hub"}   # nbdev splits on whitespace
     assert s["allowed_cell_metadata_keys"].strip() == "tags"
     assert "biovita=biovita_nb.cli:main" in s["console_scripts"]
 
@@ -56,3 +56,20 @@ def test_every_notebook_exports_to_a_tracked_module():
         if "#| default_exp" not in src: continue
         mod = src.split("#| default_exp", 1)[1].split()[0]
         assert (ROOT / "biovita_nb" / f"{mod.replace('.', '/')}.py").exists(), f"{nb.name}: biovita_nb/{mod}.py missing"
+
+
+def test_flagged_cells_are_skipped_unless_asked(tmp_path):
+    "A `#| slow` cell that fails is skipped by plain nbdev_test and run by `nbdev_test --flags slow`."
+    nb = {"cells": [{"cell_type": "code", "execution_count": None, "id": "a1", "metadata": {}, "outputs": [],
+                     "source": "#| slow\nraise RuntimeError('slow cell ran')"}],
+          "metadata": {"kernelspec": {"name": "python3", "display_name": "python3", "language": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    path = ROOT / "nbs" / f"_tmp_flags_{tmp_path.name}.ipynb"
+    path.write_text(json.dumps(nb))
+    try:
+        plain = subprocess.run(["nbdev_test", "--path", str(path)], cwd=ROOT, capture_output=True, text=True)
+        flagged = subprocess.run(["nbdev_test", "--path", str(path), "--flags", "slow"], cwd=ROOT, capture_output=True, text=True)
+    finally:
+        path.unlink()
+    assert plain.returncode == 0, plain.stderr
+    assert flagged.returncode != 0 and "slow cell ran" in flagged.stderr + flagged.stdout
