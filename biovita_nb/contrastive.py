@@ -141,7 +141,7 @@ class Checkpointer:
         p = self.latest()
         return None if p is None else torch.load(p, map_location=map_location, weights_only=False)
 
-# %% ../nbs/02a_contrastive.ipynb #a61ba3b7
+# %% ../nbs/02a_contrastive.ipynb #911f6444
 @dataclass
 class FitResult:
     step: int
@@ -153,7 +153,8 @@ class FitResult:
 def fit(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable, batches: Callable[[int], list],
         epochs: int, device="cpu", grad_clip: float | None = 1.0, scheduler=None, checkpointer: Checkpointer | None = None,
         ckpt_every: int = 50, state_fn: Callable[[], dict] | None = None, load_state_fn: Callable[[dict], None] | None = None,
-        amp: bool = True, progress: bool = False, on_step: Callable[[int, dict], None] | None = None) -> FitResult:
+        amp: bool = True, progress: bool = False, on_step: Callable[[int, dict], None] | None = None,
+        before_step: Callable[[int], None] | None = None) -> FitResult:
     "Train `model` for `epochs` epochs of `batches(epoch)`; resumable through `checkpointer`."
     step, start_epoch, start_pos, resumed = 0, 0, 0, None
     if checkpointer is not None and (ck := checkpointer.load_latest()) is not None:
@@ -182,6 +183,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable, b
                 loss, logs = loss_fn(model, plan[pos], step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if before_step is not None: before_step(step)      # e.g. drop the gradients of parameters frozen at this step
             if grad_clip is not None:
                 logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], grad_clip))
             optimizer.step()

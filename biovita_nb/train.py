@@ -8,12 +8,14 @@ import math
 from dataclasses import dataclass, field, asdict
 
 # %% auto #0
-__all__ = ['Stage1Config', 'Stage2Config', 'linear_ramp', 'LossGate', 'Phase2Weights', 'phase2_weights', 'phase2_loss']
+__all__ = ['TEXT_TRAINABLE', 'Stage1Config', 'Stage2Config', 'linear_ramp', 'LossGate', 'Phase2Weights', 'phase2_weights',
+           'phase2_loss', 'unwrap', 'AudioFeatureSource', 'prompt_cache', 'image_embeddings', 'audio_late_prefixes',
+           'set_trainable', 'params_with', 'TrainingSet', 'freeze_norm_stats', 'train_stage1', 'train_stage2']
 
 # %% ../nbs/04_train.ipynb #0f549782
 from .core import pt, for_preset, paper_vs_toy
 
-# %% ../nbs/04_train.ipynb #9546fc7c
+# %% ../nbs/04_train.ipynb #42c1c8ff
 @dataclass(frozen=True)
 class Stage1Config:
     "Stage 1 (ATC): BioCLIP 2 frozen; CLAP audio model + adapter + logit scale trained on audio-text pairs."
@@ -27,6 +29,7 @@ class Stage1Config:
     max_clips_per_species: int = pt(paper=20, toy=20)      # species-balanced epochs: cap
     min_clips_per_species: int = pt(paper=5, toy=5)        # species with 1..4 clips are oversampled to this
     amp: bool = pt(paper=True, toy=False)                  # bf16 autocast on CUDA
+    positives: str = pt(paper="pairs", toy="species")      # "pairs": labels = arange (paper); "species": same-species positives
     seed: int = 0
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class Stage2Config:
     betas: tuple = pt(paper=(0.9, 0.98), toy=(0.9, 0.98))
     grad_clip: float = pt(paper=1.0, toy=1.0)
     amp: bool = pt(paper=True, toy=False)
+    positives: str = pt(paper="pairs", toy="species")
     seed: int = 0
 
 # %% ../nbs/04_train.ipynb #e5da3a0a
@@ -133,3 +137,257 @@ def phase2_loss(l_at, l_ai, l_it, w: Phase2Weights):
     "Combine the three pair losses of phase 2 with weights `w`."
     hinge = (l_at - w.threshold).clamp(min=0) if w.threshold is not None else l_at * 0
     return l_at + w.ai * l_ai + w.it * l_it + w.hinge * hinge
+
+# %% ../nbs/04_train.ipynb #380d3d08
+import time
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from pathlib import Path
+from torch import nn
+from typing import Callable, Sequence
+
+# %% ../nbs/04_train.ipynb #2fe15b2f
+from .core import cache_dir, config_hash, load_json, save_json, seed_everything, provenance
+from .taxonomy import PromptSampler, Taxon, training_prompts
+from .data import AudioConfig, Corpus, item_seed, load_audio, random_crop, image_tensor
+from .contrastive import (Checkpointer, FitResult, TextEmbeddingCache, clip_loss, ddp_loss_scale, fit,
+                                    gather_with_grad, rank, world_size)
+from .models import BioVITA, ClapFrontEnd
+
+# %% ../nbs/04_train.ipynb #266f6448
+def unwrap(model: nn.Module) -> nn.Module:
+    "The module inside a DDP wrapper (or the model itself)."
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+class AudioFeatureSource:
+    "Log-mel features of training clips, batched on `device`, with a seeded random 10 s crop per (epoch, clip)."
+    def __init__(self, corpus: Corpus, items: pd.DataFrame, front_end: ClapFrontEnd, seed: int = 0,
+                 cfg: AudioConfig = AudioConfig(), device="cpu", chunk: int = 64):
+        self.corpus, self.items, self.seed, self.cfg = corpus, items.reset_index(drop=True), seed, cfg
+        self.device, self.chunk = torch.device(device), chunk
+        self.front_end = front_end.to(self.device)
+        self.fixed: dict = {}          # clip id -> features, for clips no longer than the window
+        self.front_end_clips = 0       # clips that went through the front end (for tests and benches)
+
+    def _load(self, row, epoch: int):
+        wave = load_audio(self.corpus.path(row.file_name), self.cfg)
+        g = torch.Generator().manual_seed(item_seed(self.seed, epoch, int(row.id)))
+        return random_crop(wave, self.cfg.num_samples, g), wave.shape[-1] <= self.cfg.num_samples
+
+    @torch.no_grad()
+    def _front_end(self, waves: list) -> list:
+        self.front_end_clips += len(waves)
+        out = self.front_end(torch.stack(waves).to(self.device))
+        return [{k: v[i] for k, v in out.items()} for i in range(len(waves))]
+
+    def precompute(self) -> "AudioFeatureSource":
+        "Features of every clip whose crop cannot vary, in fixed chunks (so that values never depend on batching)."
+        for start in range(0, len(self.items), self.chunk):
+            rows = [self.items.iloc[i] for i in range(start, min(start + self.chunk, len(self.items)))]
+            loaded = [(r, *self._load(r, 0)) for r in rows]
+            fixed = [(r, w) for r, w, is_fixed in loaded if is_fixed]
+            for (r, _), f in zip(fixed, self._front_end([w for _, w in fixed]) if fixed else []): self.fixed[int(r.id)] = f
+        return self
+
+    def __call__(self, positions: Sequence[int], epoch: int) -> dict:
+        rows = [self.items.iloc[int(p)] for p in positions]
+        todo = [r for r in rows if int(r.id) not in self.fixed]
+        fresh = dict(zip([int(r.id) for r in todo], self._front_end([self._load(r, epoch)[0] for r in todo]))) if todo else {}
+        feats = [self.fixed.get(int(r.id)) or fresh[int(r.id)] for r in rows]
+        return {k: torch.stack([f[k] for f in feats]) for k in feats[0]}
+
+# %% ../nbs/04_train.ipynb #15c6e112
+def prompt_cache(model: BioVITA, tokenizer: Callable, taxa: Sequence[Taxon], device="cpu", batch_size: int = 256) -> TextEmbeddingCache:
+    "Joint-space embeddings of every BioVITA training prompt of `taxa`, encoded once by the frozen text tower."
+    texts = [p for t in taxa for p in training_prompts(t)]
+    model = unwrap(model)
+    return TextEmbeddingCache.build(lambda b: model.encode_text(tokenizer(b).to(device)), texts, batch_size)
+
+@torch.no_grad()
+def image_embeddings(model: BioVITA, preprocess: Callable, corpus: Corpus, items: pd.DataFrame, device="cpu",
+                     batch_size: int = 64) -> torch.Tensor:
+    "Joint-space embeddings of `items`' images (frozen image tower, validation transform), in row order."
+    model = unwrap(model).eval()
+    out = []
+    for i in range(0, len(items), batch_size):
+        px = torch.stack([image_tensor(corpus.path(f), preprocess) for f in items.file_name.iloc[i:i + batch_size]])
+        out.append(model.encode_image(px.to(device)).float())
+    return torch.cat(out) if out else torch.empty(0)
+
+# %% ../nbs/04_train.ipynb #2c4fb7e3
+TEXT_TRAINABLE = ("oc_model.transformer.", "oc_model.token_embedding.")
+
+def audio_late_prefixes(model: BioVITA) -> tuple:
+    "CLAP projection, final norm and last block: the audio parameters phase 2 unfreezes."
+    enc = unwrap(model).clap_audio.audio_model.audio_encoder
+    last_stage = len(enc.layers) - 1
+    last_block = len(enc.layers[last_stage].blocks) - 1
+    return ("clap_audio.audio_projection.", "clap_audio.audio_model.audio_encoder.norm.",
+            f"clap_audio.audio_model.audio_encoder.layers.{last_stage}.blocks.{last_block}.")
+
+def set_trainable(model: nn.Module, prefixes: Sequence[str]) -> list:
+    "requires_grad = True exactly for parameters whose name starts with one of `prefixes`; returns their names."
+    names = []
+    for n, p in unwrap(model).named_parameters():
+        p.requires_grad_(any(n.startswith(pre) for pre in prefixes))
+        if p.requires_grad: names.append(n)
+    return names
+
+def params_with(model: nn.Module, prefixes: Sequence[str]) -> list:
+    return [p for n, p in unwrap(model).named_parameters() if any(n.startswith(pre) for pre in prefixes)]
+
+# %% ../nbs/04_train.ipynb #72f6aeee
+@dataclass
+class TrainingSet:
+    corpus: Corpus
+    audio: pd.DataFrame            # train clips: id, file_name, species_index, ...
+    image: pd.DataFrame            # train images
+    taxa: dict                     # species_index -> Taxon
+
+    @classmethod
+    def from_corpus(cls, corpus: Corpus, split: str = "train") -> "TrainingSet":
+        taxa = {int(i): corpus.taxonomy[name] for i, name in zip(corpus.species.species_index, corpus.species.species)}
+        return cls(corpus, corpus.items("audio", split), corpus.items("image", split), taxa)
+
+    def train_taxa(self) -> list:
+        return [self.taxa[i] for i in sorted(set(self.audio.species_index) | set(self.image.species_index))]
+
+def _global_batches(plan: np.ndarray, batch_per_device: int, epoch: int) -> list:
+    "Cut an epoch plan into global batches of `batch_per_device * world_size` (last partial batch dropped)."
+    b = batch_per_device * world_size()
+    return [dict(epoch=epoch, rows=plan[i:i + b]) for i in range(0, len(plan) - b + 1, b)]
+
+def _local(rows: np.ndarray, batch_per_device: int) -> np.ndarray:
+    "This rank's contiguous slice of a global batch (so that gathering restores the global order)."
+    return rows[rank() * batch_per_device:(rank() + 1) * batch_per_device]
+
+# %% ../nbs/04_train.ipynb #850e0706
+def freeze_norm_stats(model: nn.Module):
+    "Put every BatchNorm of the CLAP audio model in eval mode (pretrained running statistics)."
+    for m in unwrap(model).clap_audio.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm): m.eval()
+
+# %% ../nbs/04_train.ipynb #01cb65d2
+def _prompts_for(data: TrainingSet, sampler: PromptSampler, rows: np.ndarray, epoch: int, items: pd.DataFrame) -> list:
+    return [sampler(data.taxa[int(s)], epoch, int(i)) for s, i in zip(items.species_index.to_numpy()[rows], items.id.to_numpy()[rows])]
+
+def _labels(items: pd.DataFrame, rows: np.ndarray, positives: str):
+    return torch.as_tensor(items.species_index.to_numpy()[rows]) if positives == "species" else None
+
+def train_stage1(model: BioVITA, tokenizer: Callable, data: TrainingSet, cfg: Stage1Config, folder,
+                 front_end: ClapFrontEnd | None = None, device="cpu", progress: bool = False, ckpt_every: int = 25,
+                 wrap: Callable[[nn.Module], nn.Module] | None = None, on_step=None) -> FitResult:
+    "Stage 1 on `data`; checkpoints in `folder` (an interrupted run resumes there); `wrap` e.g. builds DDP."
+    from biovita_nb.data import balanced_epoch
+    seed_everything(cfg.seed)
+    model.to(device)
+    set_trainable(model, ("clap_audio.", "audio_adapter.", "logit_scale."))
+    prompts = prompt_cache(model, tokenizer, data.train_taxa(), device)
+    audio = AudioFeatureSource(data.corpus, data.audio, front_end or ClapFrontEnd(), cfg.seed, device=device).precompute()
+    sampler, species = PromptSampler(cfg.seed), data.audio.species_index.to_numpy()
+    net = (wrap or (lambda m: m))(model)     # e.g. DistributedDataParallel, built after the trainable set is fixed
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                            weight_decay=cfg.weight_decay, betas=cfg.betas)
+
+    def batches(epoch):
+        plan = balanced_epoch(species, cfg.seed, epoch, cfg.max_clips_per_species, cfg.min_clips_per_species)
+        return _global_batches(plan, cfg.batch_size_per_device, epoch)
+
+    def loss_fn(net, batch, step):
+        rows = batch["rows"]
+        freeze_norm_stats(net)
+        a = net(audio=audio(_local(rows, cfg.batch_size_per_device), batch["epoch"]))["audio"]
+        t = prompts(_prompts_for(data, sampler, rows, batch["epoch"], data.audio)).to(a.device)
+        scale = unwrap(net).logit_scale()
+        l_at = clip_loss(gather_with_grad(a), t, scale, _labels(data.audio, rows, cfg.positives))
+        return l_at * ddp_loss_scale(), {"l_at": float(l_at.detach()), "logit_scale": float(scale.detach())}
+
+    res = fit(net, opt, loss_fn, batches, cfg.epochs, device=device, grad_clip=cfg.grad_clip,
+              checkpointer=Checkpointer(Path(folder) / "ckpt"), ckpt_every=ckpt_every, amp=cfg.amp,
+              progress=progress, on_step=on_step)
+    res.front_end_clips = audio.front_end_clips
+    return res
+
+# %% ../nbs/04_train.ipynb #81e1014c
+def _triplet_batches(data: TrainingSet, cfg: Stage2Config, epoch: int) -> list:
+    from biovita_nb.data import stage2_triplets
+    t = stage2_triplets(data.audio.species_index.to_numpy(), data.image.species_index.to_numpy(), cfg.seed, epoch,
+                        cfg.triplets_per_species)
+    b = cfg.batch_size_per_device * world_size()
+    return [dict(epoch=epoch, audio=t.audio.to_numpy()[i:i + b], image=t.image.to_numpy()[i:i + b])
+            for i in range(0, len(t) - b + 1, b)]
+
+def train_stage2(model: BioVITA, tokenizer: Callable, preprocess: Callable, data: TrainingSet, cfg: Stage2Config,
+                 folder, front_end: ClapFrontEnd | None = None, device="cpu", progress: bool = False,
+                 ckpt_every: int = 25, wrap: Callable[[nn.Module], nn.Module] | None = None, on_step=None) -> dict:
+    "Stage 2, phases 1 and 2, on `data`; checkpoints in `folder`/phase{1,2} (each resumes)."
+    seed_everything(cfg.seed)
+    model.to(device)
+    wrap = wrap or (lambda m: m)
+    bpd, folder = cfg.batch_size_per_device, Path(folder)
+    unwrap(model).eval()
+    prompts = prompt_cache(model, tokenizer, data.train_taxa(), device)
+    images = image_embeddings(model, preprocess, data.corpus, data.image, device)
+    audio = AudioFeatureSource(data.corpus, data.audio, front_end or ClapFrontEnd(), cfg.seed, device=device).precompute()
+    sampler = PromptSampler(cfg.seed)
+    batches = lambda epoch: _triplet_batches(data, cfg, epoch)
+
+    def common(net, batch, text_tokens=False):
+        freeze_norm_stats(net)
+        rows_a, rows_i = batch["audio"], batch["image"]
+        texts = _prompts_for(data, sampler, rows_a, batch["epoch"], data.audio)
+        feats = audio(_local(rows_a, bpd), batch["epoch"])
+        if text_tokens:
+            out = net(audio=feats, text=tokenizer(texts[rank() * bpd:(rank() + 1) * bpd]).to(device))
+            T = gather_with_grad(out["text"])
+        else:
+            out = net(audio=feats); T = prompts(texts).to(device)
+        A, I = gather_with_grad(out["audio"]), images[torch.as_tensor(rows_i)].to(device)
+        return A, I, T, _labels(data.audio, rows_a, cfg.positives), unwrap(net).logit_scale()
+
+    # phase 1
+    set_trainable(model, ("clap_audio.", "audio_adapter.", "logit_scale."))
+    net = wrap(model)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.phase1_lr,
+                            weight_decay=cfg.weight_decay, betas=cfg.betas)
+    def loss1(net, batch, step):
+        A, I, T, y, s = common(net, batch)
+        l_at, l_ai = clip_loss(A, T, s, y), clip_loss(A, I, s, y)
+        loss = cfg.phase1_weight_at * l_at + cfg.phase1_weight_ai * l_ai
+        return loss * ddp_loss_scale(), dict(l_at=float(l_at.detach()), l_ai=float(l_ai.detach()), logit_scale=float(s.detach()))
+    p1 = fit(net, opt, loss1, batches, cfg.phase1_epochs, device=device, grad_clip=cfg.grad_clip,
+             checkpointer=Checkpointer(folder / "phase1"), ckpt_every=ckpt_every, amp=cfg.amp, progress=progress, on_step=on_step)
+
+    # phase 2
+    late_audio = audio_late_prefixes(model)
+    if Checkpointer(folder / "phase2").latest() is None: unwrap(model).logit_scale.reset_(cfg.logit_scale_reset)
+    set_trainable(model, TEXT_TRAINABLE + late_audio + ("audio_adapter.", "logit_scale."))
+    net = wrap(model)
+    text_p, audio_p = params_with(model, TEXT_TRAINABLE), params_with(model, late_audio)
+    opt = torch.optim.AdamW([dict(params=text_p, lr=cfg.text_lr, weight_decay=cfg.text_weight_decay),
+                             dict(params=params_with(model, ("audio_adapter.", "logit_scale.")), lr=cfg.adapter_lr),
+                             dict(params=audio_p, lr=cfg.audio_lr)],
+                            lr=cfg.adapter_lr, weight_decay=cfg.weight_decay, betas=cfg.betas)
+    gate = LossGate.from_config(cfg)
+    scale_param = unwrap(model).logit_scale.log_scale
+
+    def frozen_by_schedule(step):
+        if step < cfg.audio_unfreeze_step:
+            for p in audio_p: p.grad = None
+        if step < cfg.logit_scale_frozen_until: scale_param.grad = None
+
+    def loss2(net, batch, step):
+        A, I, T, y, s = common(net, batch, text_tokens=True)
+        l_at, l_ai, l_it = clip_loss(A, T, s, y), clip_loss(A, I, s, y), clip_loss(I, T, s, y)
+        on = gate.update(float(l_at.detach()))
+        w = phase2_weights(step, on, gate, cfg)
+        loss = phase2_loss(l_at, l_ai, l_it, w)
+        return loss * ddp_loss_scale(), dict(l_at=float(l_at.detach()), l_ai=float(l_ai.detach()), l_it=float(l_it.detach()),
+                                             gate=on, lambda_ai=w.ai, lambda_it=w.it, logit_scale=float(s.detach()))
+    p2 = fit(net, opt, loss2, batches, cfg.phase2_epochs, device=device, grad_clip=cfg.grad_clip,
+             checkpointer=Checkpointer(folder / "phase2"), ckpt_every=ckpt_every, amp=cfg.amp, progress=progress,
+             state_fn=gate.state_dict, load_state_fn=gate.load_state_dict, before_step=frozen_by_schedule, on_step=on_step)
+    set_trainable(model, ())
+    return dict(phase1=p1, phase2=p2)

@@ -1,0 +1,87 @@
+"Stage-1 training: SIGKILL mid-epoch + resume is exact; two gloo ranks equal one process with the same global batch."
+import os, signal, socket, subprocess, sys, time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+sys.path.insert(0, str(Path(__file__).parent))
+import train_fixtures as fx
+
+SCRIPT = Path(__file__).parent / "train_fixtures.py"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return fx.small_world(tmp_path_factory.mktemp("world") / "w").root
+
+
+def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(world, tmp_path):
+    ref_dir, run_dir = tmp_path / "ref", tmp_path / "run"
+    ref_dir.mkdir(); run_dir.mkdir()
+    fx.run_stage1(world, ref_dir)
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), str(world), str(run_dir), "--pause-at", "5"])
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        p = run_dir / "progress.txt"
+        if p.exists() and p.read_text() and int(p.read_text()) >= 5: break
+        assert proc.poll() is None, "the training process ended before it could be killed"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL); proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    ckpts = sorted((run_dir / "ckpt").glob("step_*.pt"))
+    assert ckpts and ckpts[-1].name == "step_00000004.pt"            # the last checkpoint before the kill
+    assert not (run_dir / "final.pt").exists()
+    res = fx.run_stage1(world, run_dir)                                # resume
+    assert res.resumed_from == 4
+    ref, resumed = torch.load(ref_dir / "final.pt"), torch.load(run_dir / "final.pt")
+    assert ref.keys() == resumed.keys()
+    for k in ref: assert torch.equal(ref[k], resumed[k]), k
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+
+
+def _ddp_worker(rank, world_size, port, world_root, run_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    try:
+        torch.set_num_threads(1)
+        model, tokenizer = fx.tiny_biovita()
+        wrap = lambda m: torch.nn.parallel.DistributedDataParallel(m)
+        cfg = fx.Stage1Config(**{**fx.STAGE1, "epochs": 2, "batch_size_per_device": 8})
+        fx.train_stage1(model, tokenizer, fx.training_set(world_root), cfg, Path(run_dir) / f"rank{rank}", wrap=wrap,
+                        ckpt_every=1000)
+        if rank == 0: torch.save(model.state_dict(), Path(run_dir) / "ddp.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def _relative_update_difference(a: dict, b: dict, start: dict) -> float:
+    "||a - b|| / ||b - start|| over all parameters: how far apart two runs' updates are."
+    num = sum(((a[k] - b[k]).double() ** 2).sum() for k in b)
+    den = sum(((b[k] - start[k]).double() ** 2).sum() for k in b)
+    return float((num / den).sqrt())
+
+
+def test_two_gloo_ranks_match_one_process(world, tmp_path):
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(world), str(tmp_path)), nprocs=2, join=True)
+    torch.set_num_threads(1)
+    def single(seed):
+        model, tokenizer = fx.tiny_biovita()
+        start = {k: v.clone() for k, v in model.state_dict().items()}
+        cfg = fx.Stage1Config(**{**fx.STAGE1, "epochs": 2, "batch_size_per_device": 16, "seed": seed})  # same global batch
+        res = fx.train_stage1(model, tokenizer, fx.training_set(world), cfg, tmp_path / f"single{seed}", ckpt_every=1000)
+        assert res.step >= 4
+        return model.state_dict(), start
+    ref, start = single(0)
+    ddp = torch.load(tmp_path / "ddp.pt")
+    # AdamW turns float32 summation-order noise of the all-reduce into small update differences (measured: 0.4%);
+    # a run that sees other data, the control below, differs by far more.
+    assert _relative_update_difference(ddp, ref, start) < 0.02
+    other, _ = single(1)
+    assert _relative_update_difference(other, ref, start) > 0.3
