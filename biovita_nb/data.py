@@ -11,15 +11,16 @@ from typing import Callable, Iterable, Sequence
 
 # %% auto #0
 __all__ = ['SPLITS', 'TAXON_COLUMNS', 'SPECIES_STATUS', 'MEDIA', 'MODALITIES', 'DIRECTIONS', 'N_CANDIDATES', 'TASK_COLUMNS',
-           'SSW60_TABLES', 'CROPS', 'SHARD_EXT', 'DataFormatError', 'read_table', 'taxon_record', 'read_species',
-           'read_items', 'read_traits', 'read_soundscapes', 'Corpus', 'read_corpus', 'AudioConfig', 'MediaError',
-           'media_error', 'record_media_error', 'decode_audio', 'check_waveform', 'to_mono', 'resample', 'load_audio',
-           'take_window', 'pad_or_trim', 'random_crop', 'onset_start', 'onset_crop', 'to_rgb', 'load_image',
-           'image_tensor', 'task_name', 'task_path', 'BenchmarkFolder', 'read_index', 'read_task', 'read_benchmark',
-           'write_benchmark', 'SSW60', 'read_ssw60', 'draw_k', 'species_groups', 'balanced_epoch', 'EpochSampler',
-           'SpeciesBalancedSampler', 'SequentialEpochSampler', 'item_seed', 'item_generator', 'worker_init_fn',
-           'audio_clip', 'ItemSpec', 'collate_items', 'record_skipped', 'CorpusDataset', 'AudioTextDataset',
-           'ImageTextDataset', 'stage2_triplets', 'TripletDataset', 'check_media', 'write_shards', 'shard_dataset']
+           'BUILD_STATS', 'SSW60_TABLES', 'CROPS', 'SHARD_EXT', 'DataFormatError', 'read_table', 'taxon_record',
+           'read_species', 'read_items', 'read_traits', 'read_soundscapes', 'Corpus', 'read_corpus', 'AudioConfig',
+           'MediaError', 'media_error', 'record_media_error', 'decode_audio', 'check_waveform', 'to_mono', 'resample',
+           'load_audio', 'take_window', 'pad_or_trim', 'random_crop', 'onset_start', 'onset_crop', 'to_rgb',
+           'load_image', 'image_tensor', 'task_name', 'task_path', 'BenchmarkFolder', 'read_index', 'read_task',
+           'read_benchmark', 'write_benchmark', 'SSW60', 'read_ssw60', 'draw_k', 'species_groups', 'balanced_epoch',
+           'EpochSampler', 'SpeciesBalancedSampler', 'SequentialEpochSampler', 'item_seed', 'item_generator',
+           'worker_init_fn', 'audio_clip', 'ItemSpec', 'collate_items', 'record_skipped', 'CorpusDataset',
+           'AudioTextDataset', 'ImageTextDataset', 'stage2_triplets', 'TripletDataset', 'check_media', 'write_shards',
+           'shard_dataset']
 
 # %% ../nbs/01_data.ipynb #92e11e1c
 import numpy as np
@@ -435,7 +436,7 @@ def image_tensor(src, transform: Callable, name=None) -> torch.Tensor:
     "`transform(load_image(src))`: pass the model's validation transform (e.g. open_clip's)."
     return transform(load_image(src, name))
 
-# %% ../nbs/01_data.ipynb #961735d8
+# %% ../nbs/01_data.ipynb #e4beaad1
 MODALITIES = ("audio", "image", "text")
 DIRECTIONS = (("audio", "image"), ("image", "audio"), ("audio", "text"), ("text", "audio"), ("image", "text"), ("text", "image"))
 N_CANDIDATES = 100
@@ -451,6 +452,8 @@ class BenchmarkFolder:
     tasks: dict                         # (level, query, gallery) -> frame with parsed candidate lists
     root: Path | None = None
     report: SkipReport = field(default_factory=SkipReport)
+    name: str = ""                      # which benchmark, e.g. 'seen' or 'unseen' (default: the folder's name)
+    stats: pd.DataFrame | None = None   # build statistics (build_stats.csv), if the builder wrote them
 
     def task(self, level: str, query: str, gallery: str) -> pd.DataFrame:
         try: return self.tasks[(level, query, gallery)]
@@ -458,7 +461,7 @@ class BenchmarkFolder:
                                         f"it has {sorted(self.tasks)}") from None
     def __repr__(self):
         n = {m: len(df) for m, df in self.indices.items()}
-        return f"BenchmarkFolder({self.root}: indices {n}; {len(self.tasks)} task files, " \
+        return f"BenchmarkFolder({self.name or self.root}: indices {n}; {len(self.tasks)} task files, " \
                f"{sum(map(len, self.tasks.values()))} queries; {self.report.summary()})"
 
 # %% ../nbs/01_data.ipynb #b05a6f38
@@ -475,60 +478,74 @@ def read_index(path, modality: str, on_error: OnError = "raise", report: SkipRep
     rows.nonempty("species" if modality == "text" else "file_path", "missing_value")
     return rows.result()
 
-# %% ../nbs/01_data.ipynb #691d7a74
-def _json_list(s, what):
-    try: v = json.loads(s)
-    except (json.JSONDecodeError, TypeError) as e: raise ValueError(f"not valid JSON ({e})") from None
+# %% ../nbs/01_data.ipynb #04c8a472
+def _loads(s):
+    "The decoded JSON cell, or the `ValueError` that says why it is not JSON."
+    try: return json.loads(s)
+    except (json.JSONDecodeError, TypeError) as e: return ValueError(f"not valid JSON ({e})")
+
+def _json_list(v, what):
+    if isinstance(v, ValueError): raise v
     if not isinstance(v, list): raise ValueError(f"JSON is a {type(v).__name__}, not a list of {what}")
     return v
 
-def _task_row_problem(r, level, query, gallery, q_ids, g_ids, n_candidates):
-    "The first thing wrong with one task row, as (column, reason, message), or None."
+def _task_row_problem(r, taxa, targets, level, query, gallery, q_ids, g_ids, n_candidates, shared: dict):
+    """The first thing wrong with one task row (`taxa`, `targets`: its decoded JSON cells), as (column, reason, message), or None.
+    A gallery list equal to the first one seen for its taxon is replaced by that list object (`shared`: taxon -> list)."""
     if r["task"].strip() != task_name(query, gallery):
         return "task", "wrong_task", f"{r['task']!r} in a file of task {task_name(query, gallery)!r}"
     if r["taxon_level"].strip() != level:
         return "taxon_level", "wrong_level", f"{r['taxon_level']!r} in the {level!r} folder"
     if r["query_payload_id"] not in q_ids:
         return "query_payload_id", "unknown_id", f"id {r['query_payload_id']} is not in ids/{query}_index.csv"
-    try: taxa = _json_list(r["candidates_taxa"], "taxon names")
+    try: taxa = _json_list(taxa, "taxon names")
     except ValueError as e: return "candidates_taxa", "bad_json", str(e)
     if not all(isinstance(t, str) for t in taxa): return "candidates_taxa", "bad_json", "entries must be taxon names (strings)"
-    if len(taxa) != n_candidates:
-        return "candidates_taxa", "wrong_candidate_count", f"{len(taxa)} candidates; a task row needs exactly {n_candidates}"
+    if not taxa or (n_candidates is not None and len(taxa) != n_candidates):
+        need = f"exactly {n_candidates}" if n_candidates is not None else "at least one"
+        return "candidates_taxa", "wrong_candidate_count", f"{len(taxa)} candidates; a task row needs {need}"
     if len(set(taxa)) != len(taxa): return "candidates_taxa", "duplicate_candidates", "a candidate taxon is listed twice"
-    try: targets = _json_list(r["candidates_target_ids"], "lists of ids")
+    try: targets = _json_list(targets, "lists of ids")
     except ValueError as e: return "candidates_target_ids", "bad_json", str(e)
     if len(targets) != len(taxa):
         return "candidates_target_ids", "wrong_candidate_count", f"{len(targets)} id lists for {len(taxa)} candidate taxa"
-    for taxon, ids in zip(taxa, targets):
+    for k, (taxon, ids) in enumerate(zip(taxa, targets)):
         if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
             return "candidates_target_ids", "bad_json", f"the entry of {taxon!r} is not a list of integer ids"
         if not ids: return "candidates_target_ids", "empty_gallery", f"candidate {taxon!r} has no gallery items"
         unknown = [i for i in ids if i not in g_ids]
         if unknown: return "candidates_target_ids", "unknown_id", f"ids {unknown[:5]} of {taxon!r} are not in ids/{gallery}_index.csv"
+        first = shared.setdefault(taxon, ids)
+        if first is not ids and first == ids: targets[k] = first
     if r["correct_taxon"].strip() not in taxa:
         return "correct_taxon", "correct_taxon_missing", f"{r['correct_taxon']!r} is not among the candidates_taxa"
     return None
 
 def read_task(path, level: str, query: str, gallery: str, indices: dict, on_error: OnError = "raise",
-              report: SkipReport | None = None, n_candidates: int = N_CANDIDATES) -> pd.DataFrame:
-    "Read and validate one `{level}/test_{query}_to_{gallery}.csv`; JSON columns become Python lists."
+              report: SkipReport | None = None, n_candidates: int | None = N_CANDIDATES) -> pd.DataFrame:
+    "Read and validate one `{level}/test_{query}_to_{gallery}.csv`; JSON columns become Python lists (`n_candidates=None`: any number)."
     report = SkipReport() if report is None else report
     for m in (query, gallery):
         if m not in indices: raise DataFormatError(f"{path}: needs ids/{m}_index.csv, which this benchmark lacks")
     rows = _Rows(read_table(path, TASK_COLUMNS), path, on_error, report).ints("query_payload_id")
+    rows.unique("query_payload_id", "duplicate_query_row")
     q_ids, g_ids = set(indices[query].id.tolist()), set(indices[gallery].id.tolist())
-    recs = rows.df.to_dict("records")
-    rows.reject((p, *prob) for p, r in enumerate(recs)
-                if (prob := _task_row_problem(r, level, query, gallery, q_ids, g_ids, n_candidates)) is not None)
+    taxa, targets = [_loads(s) for s in rows.df.candidates_taxa], [_loads(s) for s in rows.df.candidates_target_ids]
+    shared = {}
+    problems = [_task_row_problem(r, t, g, level, query, gallery, q_ids, g_ids, n_candidates, shared)
+                for r, t, g in zip(rows.df.to_dict("records"), taxa, targets)]
+    rows.reject((p, *prob) for p, prob in enumerate(problems) if prob is not None)
+    ok = [p for p, prob in enumerate(problems) if prob is None]
     df = rows.result()
     return df.assign(task=df.task.str.strip(), taxon_level=df.taxon_level.str.strip(), correct_taxon=df.correct_taxon.str.strip(),
-                     candidates_taxa=[json.loads(s) for s in df.candidates_taxa],
-                     candidates_target_ids=[json.loads(s) for s in df.candidates_target_ids])
+                     candidates_taxa=[taxa[p] for p in ok], candidates_target_ids=[targets[p] for p in ok])
 
-# %% ../nbs/01_data.ipynb #abff5c44
-def read_benchmark(folder, on_error: OnError = "raise", n_candidates: int = N_CANDIDATES) -> BenchmarkFolder:
-    "Read a benchmark folder: every `ids/*_index.csv` and every `{level}/test_{q}_to_{g}.csv` present."
+# %% ../nbs/01_data.ipynb #a4acb5fa
+BUILD_STATS = "build_stats.csv"
+
+def read_benchmark(folder, on_error: OnError = "raise", n_candidates: int | None = N_CANDIDATES,
+                   name: str | None = None) -> BenchmarkFolder:
+    "Read a benchmark folder: every `ids/*_index.csv` and every `{level}/test_{q}_to_{g}.csv` present (and `build_stats.csv`)."
     check_policy(on_error)
     folder, report = Path(folder), SkipReport()
     indices = {m: read_index(folder / "ids" / f"{m}_index.csv", m, on_error, report)
@@ -537,7 +554,8 @@ def read_benchmark(folder, on_error: OnError = "raise", n_candidates: int = N_CA
     tasks = {(lvl, q, g): read_task(folder / task_path(lvl, q, g), lvl, q, g, indices, on_error, report, n_candidates)
              for lvl in LEVELS for q, g in DIRECTIONS if (folder / task_path(lvl, q, g)).exists()}
     if not tasks: raise DataFormatError(f"{folder}: no task files {{species,genus,family}}/test_<query>_to_<gallery>.csv")
-    return BenchmarkFolder(indices, tasks, folder, report)
+    stats = pd.read_csv(folder / BUILD_STATS) if (folder / BUILD_STATS).exists() else None
+    return BenchmarkFolder(indices, tasks, folder, report, name or folder.name, stats)
 
 def write_benchmark(bench: BenchmarkFolder, folder) -> Path:
     "Write `bench` in the authors' layout (indices with `file_path`, JSON list columns), each file atomically."
@@ -549,6 +567,8 @@ def write_benchmark(bench: BenchmarkFolder, folder) -> Path:
         out = df.assign(candidates_taxa=[json.dumps(list(v)) for v in df.candidates_taxa],
                         candidates_target_ids=[json.dumps([[int(i) for i in ids] for ids in v]) for v in df.candidates_target_ids])
         with atomic_open(folder / task_path(lvl, q, g), "w") as f: out.to_csv(f, index=False)
+    if bench.stats is not None:
+        with atomic_open(folder / BUILD_STATS, "w") as f: bench.stats.to_csv(f, index=False)
     return folder
 
 # %% ../nbs/01_data.ipynb #c9c9c2f8
