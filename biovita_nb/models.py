@@ -455,7 +455,7 @@ def biovita_checkpoint_meta(path) -> dict:
     from safetensors import safe_open
     with safe_open(str(path), "pt") as f: return json.loads((f.metadata() or {}).get("biovita_nb", "{}"))
 
-# %% ../nbs/02_models.ipynb #01122908
+# %% ../nbs/02_models.ipynb #4c2d7331
 def _torch_load(path) -> Any:
     try: return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -464,10 +464,11 @@ def _torch_load(path) -> Any:
 
 def load_biovita_release(oc_source, clap_weights, clap_source, *, oc_revision: str | None = None,
                          clap_revision: str | None = None, cache_dir=None, device="cpu",
-                         max_missing_audio_fraction: float = 0.01) -> tuple[BioVITA, OpenClipBundle, LoadReport]:
+                         max_missing_audio_fraction: float = 0.01,
+                         local_files_only: bool | None = None) -> tuple[BioVITA, OpenClipBundle, LoadReport]:
     "The released BioVITA: fine-tuned open_clip repo + `clap_weights.pth` ({'clap_audio': sd, 'audio_adapter': sd})."
-    oc = load_open_clip(oc_source, oc_revision, cache_dir=cache_dir)
-    clap = load_clap(clap_source, clap_revision, cache_dir=cache_dir)
+    oc = load_open_clip(oc_source, oc_revision, cache_dir=cache_dir, local_files_only=local_files_only)
+    clap = load_clap(clap_source, clap_revision, cache_dir=cache_dir, local_files_only=local_files_only)
     model = BioVITA.from_pretrained_parts(oc.model, clap.model)
     blob = _torch_load(clap_weights)
     if not isinstance(blob, dict) or not {"clap_audio", "audio_adapter"} <= set(blob):

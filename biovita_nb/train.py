@@ -10,19 +10,20 @@ from dataclasses import dataclass, field, asdict
 # %% auto #0
 __all__ = ['TEXT_TRAINABLE', 'Stage1Config', 'Stage2Config', 'linear_ramp', 'LossGate', 'Phase2Weights', 'phase2_weights',
            'phase2_loss', 'unwrap', 'AudioFeatureSource', 'prompt_cache', 'image_embeddings', 'audio_late_prefixes',
-           'set_trainable', 'params_with', 'TrainingSet', 'freeze_norm_stats', 'train_stage1', 'train_stage2']
+           'set_trainable', 'params_with', 'TrainingSet', 'freeze_norm_stats', 'train_stage1', 'train_stage2',
+           'embed_items', 'alignment_report', 'BioVITARun', 'train_biovita', 'export_release']
 
 # %% ../nbs/04_train.ipynb #0f549782
 from .core import pt, for_preset, paper_vs_toy
 
-# %% ../nbs/04_train.ipynb #42c1c8ff
+# %% ../nbs/04_train.ipynb #434d853b
 @dataclass(frozen=True)
 class Stage1Config:
     "Stage 1 (ATC): BioCLIP 2 frozen; CLAP audio model + adapter + logit scale trained on audio-text pairs."
-    epochs: int = pt(paper=30, toy=4)
+    epochs: int = pt(paper=30, toy=8)
     batch_size_per_device: int = pt(paper=64, toy=32)
     n_devices: int = pt(paper=8, toy=1)
-    lr: float = pt(paper=1e-4, toy=1e-3)
+    lr: float = pt(paper=1e-4, toy=3e-3)
     weight_decay: float = pt(paper=0.05, toy=0.05)
     betas: tuple = pt(paper=(0.9, 0.999), toy=(0.9, 0.999))
     grad_clip: float = pt(paper=1.0, toy=1.0)
@@ -40,16 +41,16 @@ class Stage2Config:
     triplets_per_species: int = pt(paper=20, toy=20)
     # phase 1
     phase1_epochs: int = pt(paper=10, toy=3)
-    phase1_lr: float = pt(paper=1e-4, toy=1e-3)
+    phase1_lr: float = pt(paper=1e-4, toy=3e-3)
     phase1_weight_at: float = pt(paper=0.8, toy=0.8)
     phase1_weight_ai: float = pt(paper=0.2, toy=0.2)
     # phase 2
     phase2_epochs: int = pt(paper=10, toy=3)
     text_lr: float = pt(paper=5e-6, toy=5e-5)
     text_weight_decay: float = pt(paper=0.01, toy=0.01)
-    adapter_lr: float = pt(paper=1e-4, toy=1e-3)
+    adapter_lr: float = pt(paper=1e-4, toy=3e-3)
     audio_unfreeze_step: int = pt(paper=300, toy=20)
-    audio_lr: float = pt(paper=1e-5, toy=1e-4)
+    audio_lr: float = pt(paper=1e-5, toy=3e-4)
     logit_scale_reset: float = pt(paper=1 / 0.2, toy=1 / 0.2)
     logit_scale_frozen_until: int = pt(paper=600, toy=40)
     lambda_max_ai: float = pt(paper=0.1, toy=0.1)
@@ -148,8 +149,8 @@ from pathlib import Path
 from torch import nn
 from typing import Callable, Sequence
 
-# %% ../nbs/04_train.ipynb #2fe15b2f
-from .core import cache_dir, config_hash, load_json, save_json, seed_everything, provenance
+# %% ../nbs/04_train.ipynb #5c3d1adf
+from .core import cache_dir, cache_lock, config_hash, load_json, save_json, seed_everything, provenance
 from .taxonomy import PromptSampler, Taxon, training_prompts
 from .data import AudioConfig, Corpus, item_seed, load_audio, random_crop, image_tensor
 from .contrastive import (Checkpointer, FitResult, TextEmbeddingCache, clip_loss, ddp_loss_scale, fit,
@@ -391,3 +392,96 @@ def train_stage2(model: BioVITA, tokenizer: Callable, preprocess: Callable, data
              state_fn=gate.state_dict, load_state_fn=gate.load_state_dict, before_step=frozen_by_schedule, on_step=on_step)
     set_trainable(model, ())
     return dict(phase1=p1, phase2=p2)
+
+# %% ../nbs/04_train.ipynb #bf081720
+@torch.no_grad()
+def embed_items(model: BioVITA, corpus: Corpus, items: pd.DataFrame, modality: str, preprocess=None,
+                front_end: ClapFrontEnd | None = None, device="cpu", batch_size: int = 32) -> torch.Tensor:
+    "Joint-space embeddings of `items` (eval crop for audio, validation transform for images), in row order."
+    from biovita_nb.data import audio_clip
+    model = unwrap(model).eval().to(device)
+    if modality == "image": return image_embeddings(model, preprocess, corpus, items, device, batch_size)
+    front_end = (front_end or ClapFrontEnd()).to(device)
+    out = []
+    for i in range(0, len(items), batch_size):
+        waves = torch.stack([audio_clip(corpus.path(f), crop="onset") for f in items.file_name.iloc[i:i + batch_size]])
+        out.append(model.encode_audio(**front_end(waves.to(device))).float())
+    return torch.cat(out)
+
+def _top1(q: torch.Tensor, q_species: np.ndarray, g: torch.Tensor, g_species: np.ndarray) -> float:
+    "Species-level Top-1: the species of each query's nearest gallery item."
+    return float((g_species[(q @ g.T).argmax(1).numpy()] == q_species).mean())
+
+def alignment_report(model: BioVITA, tokenizer: Callable, preprocess: Callable, corpus: Corpus, split: str = "test",
+                     status: str = "seen", device="cpu") -> dict:
+    "Species-level Top-1 of A->T, A->I and I->T on `split` items of `status` species."
+    keep = set(corpus.species.species_index[corpus.species.status == status])
+    a = corpus.items("audio", split); a = a[a.species_index.isin(keep)]
+    i = corpus.items("image", split); i = i[i.species_index.isin(keep)]
+    sp = corpus.species[corpus.species.species_index.isin(keep)]
+    m = unwrap(model).eval()
+    with torch.no_grad(): t = m.encode_text(tokenizer(list(sp.species)).to(device)).float()
+    ea, ei = embed_items(m, corpus, a, "audio", device=device), embed_items(m, corpus, i, "image", preprocess, device=device)
+    ts = sp.species_index.to_numpy()
+    return {"A->T": _top1(ea, a.species_index.to_numpy(), t, ts), "A->I": _top1(ea, a.species_index.to_numpy(), ei, i.species_index.to_numpy()),
+            "I->T": _top1(ei, i.species_index.to_numpy(), t, ts), "n_audio": len(a), "n_image": len(i), "n_species": len(sp)}
+
+# %% ../nbs/04_train.ipynb #bb6d9dfd
+import copy
+from .data import read_corpus
+from .models import load_biovita, save_biovita
+
+@dataclass
+class BioVITARun:
+    root: Path
+    stage1: BioVITA
+    stage2: BioVITA
+    history: dict                  # 'stage1', 'phase1', 'phase2': lists of per-step logs
+    seconds: dict
+
+def _stage(model, path: Path, history_path: Path, train: Callable, meta: dict):
+    if path.exists():
+        load_biovita(model, path)
+        return load_json(history_path), 0.0
+    t0 = time.perf_counter()
+    hist = train()
+    save_biovita(model, path, **meta)
+    save_json(history_path, hist)
+    return hist, time.perf_counter() - t0
+
+def train_biovita(standins, stage1: Stage1Config | None = None, stage2: Stage2Config | None = None, root=None,
+                  device="cpu", progress: bool = False) -> BioVITARun:
+    "Stage 1 then stage 2 from the stand-ins' BioCLIP 2 and LAION CLAP; cached and resumable."
+    stage1, stage2 = stage1 or Stage1Config(), stage2 or Stage2Config()
+    key = dict(bioclip=standins.bioclip.commit, clap=standins.laion_clap.commit, world=standins.world.manifest_hash,
+               stage1=stage1, stage2=stage2)
+    root = Path(root or cache_dir("biovita", key))
+    with cache_lock(root): return _train_biovita(standins, stage1, stage2, root, key, device, progress)
+
+def _train_biovita(standins, stage1, stage2, root: Path, key: dict, device, progress) -> BioVITARun:
+    data = TrainingSet.from_corpus(read_corpus(standins.world.root))
+    tok, pre = standins.bioclip.tokenizer, standins.bioclip.preprocess
+    meta = dict(bioclip=standins.bioclip.commit, clap=standins.laion_clap.commit, key=config_hash(key))
+    m1 = BioVITA.from_pretrained_parts(copy.deepcopy(standins.bioclip.model), standins.laion_clap.model, seed=stage1.seed)
+    h1, s1 = _stage(m1, root / "stage1.safetensors", root / "stage1_history.json",
+                    lambda: train_stage1(m1, tok, data, stage1, root / "stage1", device=device, progress=progress).history,
+                    dict(meta, stage="stage1"))
+    m2 = copy.deepcopy(m1)
+    def run2():
+        r = train_stage2(m2, tok, pre, data, stage2, root / "stage2", device=device, progress=progress)
+        return {"phase1": r["phase1"].history, "phase2": r["phase2"].history}
+    h2, s2 = _stage(m2, root / "stage2.safetensors", root / "stage2_history.json", run2, dict(meta, stage="stage2"))
+    return BioVITARun(root, m1.eval(), m2.eval(), {"stage1": h1, **h2}, {"stage1": s1, "stage2": s2})
+
+# %% ../nbs/04_train.ipynb #1f4be32b
+from .core import atomic_torch_save
+from .models import save_open_clip
+
+def export_release(model: BioVITA, folder, model_cfg: dict, preprocess_cfg: dict | None = None) -> Path:
+    "Write `model` as an open_clip repo + `clap_weights.pth` in `folder`."
+    folder = Path(folder)
+    m = unwrap(model)
+    save_open_clip(m.oc_model, folder, model_cfg, preprocess_cfg)
+    atomic_torch_save({"clap_audio": m.clap_audio.state_dict(), "audio_adapter": m.audio_adapter.state_dict(),
+                       "logit_scale": m.logit_scale.log_scale.detach().clone()}, folder / "clap_weights.pth")
+    return folder
