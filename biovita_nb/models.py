@@ -75,7 +75,7 @@ def hub_cache(spec: ModelSpec | None = None) -> Path | None:
     if spec is not None and spec.preset == "paper": return None
     return cache_root() / "hub"
 
-# %% ../nbs/02_models.ipynb #27dea74e
+# %% ../nbs/02_models.ipynb #90005043
 def parse_source(source) -> tuple[str, str]:
     "('hub', 'org/name') or ('local', '/path') for a model source string or path."
     if isinstance(source, Path): return "local", str(source)
@@ -128,11 +128,16 @@ def to_hub_cache(folder, repo_id: str, cache_dir, revision: str | None = None, b
     commit = revision or _folder_commit(folder)
     repo = Path(cache_dir) / f"models--{repo_id.replace('/', '--')}"
     snap = repo / "snapshots" / commit
-    tmp = repo / "snapshots" / f".{commit}.tmp"
-    if tmp.exists(): shutil.rmtree(tmp)
-    shutil.copytree(folder, tmp)
-    if snap.exists(): shutil.rmtree(snap)
-    tmp.rename(snap)
+    snap.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{commit}.", suffix=".tmp", dir=snap.parent))   # unique: publishers may run at once
+    try:
+        shutil.copytree(folder, tmp, dirs_exist_ok=True)
+        if snap.exists() and revision is None: pass        # content-addressed: an existing snapshot holds these files
+        else:
+            if snap.exists(): shutil.rmtree(snap)
+            tmp.rename(snap)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     atomic_write_text(repo / "refs" / branch, commit)
     return commit
 

@@ -519,7 +519,7 @@ def _train_into(folder: Path, config: StandInConfig, world: ToyWorld, progress: 
     save_json(folder / "report.json", report)
     return report
 
-# %% ../nbs/02b_standins.ipynb #e3f1ae16
+# %% ../nbs/02b_standins.ipynb #47b93e9e
 def _resolve(config: StandInConfig | None, world: ToyWorld | None) -> tuple:
     if config is None: config = StandInConfig(world=world.config) if world is not None else StandInConfig()
     if not isinstance(config, StandInConfig): raise TypeError(f"config must be a StandInConfig, not {type(config).__name__}")
@@ -547,8 +547,8 @@ def make_standins(config: StandInConfig | None = None, world: ToyWorld | None = 
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
             report = load_json(root / "report.json")
-    t0 = time.perf_counter()
-    bundles, commits = publish_and_load(root)
+        t0 = time.perf_counter()
+        bundles, commits = publish_and_load(root)                       # inside the lock: publishers share the hub cache
     diffs = reload_differences(bundles, root)
     worst = max(diffs.values())
     if not worst < 1e-5:
