@@ -18,7 +18,7 @@ __all__ = ['MODALITY_LETTER', 'DIRECTION_NAMES', 'NORM_TOLERANCE', 'QUERY_SKIP_R
            'error_shares', 'error_analysis', 'RetrievalResult', 'retrieval_metrics', 'result_record', 'save_result',
            'load_results', 'paper_results', 'results_long', 'paper_table', 'paper_tables', 'markdown_table',
            'write_tables', 'save_figure', 'plot_directions', 'error_analysis_frame', 'plot_error_analysis',
-           'embedding_map_frame', 'plot_embedding_map', 'plot_topk_curves']
+           'embedding_map_frame', 'plot_embedding_map', 'plot_topk_curves', 'encode_texts_by_level', 'model_features']
 
 # %% ../nbs/05_benchmark.ipynb #620993c6
 import numpy as np
@@ -767,3 +767,32 @@ def plot_topk_curves(record: dict, split: str = "seen", kmax: int = 100):
         if ax is not axes[0][-1] and ax.get_legend(): ax.get_legend().remove()
     fig.tight_layout()
     return fig
+
+# %% ../nbs/05_benchmark.ipynb #d39fb29c
+import torch.nn.functional as F
+
+def encode_texts_by_level(text_index: pd.DataFrame, encode: Callable[[list], torch.Tensor], levels=LEVELS,
+                          tag: str = "") -> dict:
+    "Text features per level: text id i at level L = the embedding of species i's bare name at L."
+    out = {}
+    for level in levels:
+        names = text_index[level].astype(str).tolist()
+        uniq = sorted(set(names))
+        emb = F.normalize(encode(uniq).float(), dim=-1)
+        pos = {n: i for i, n in enumerate(uniq)}
+        out[level] = Features(text_index.id.to_numpy(), emb[[pos[n] for n in names]].numpy().astype(np.float32),
+                              modality=f"text.{level}", tag=tag)
+    return out
+
+def model_features(bench: BenchmarkFolder, corpus: Corpus, tag: str, encode_audio=None, encode_image=None,
+                   encode_text=None, batch_size: int = 64) -> dict:
+    "Features of every benchmark item a model can embed: `encode_*` take file paths (or names) and return tensors."
+    feats = {}
+    for modality, enc in (("audio", encode_audio), ("image", encode_image)):
+        if enc is None: continue
+        idx = bench.indices[modality]
+        paths = [corpus.root / p for p in idx.file_path]
+        vecs = torch.cat([enc(paths[i:i + batch_size]).float() for i in range(0, len(paths), batch_size)])
+        feats[modality] = Features(idx.id.to_numpy(), F.normalize(vecs, dim=-1).numpy().astype(np.float32), modality, tag)
+    if encode_text is not None: feats["text"] = encode_texts_by_level(bench.indices["text"], encode_text, tag=tag)
+    return feats
