@@ -16,14 +16,14 @@ __all__ = ['TEXT_TRAINABLE', 'Stage1Config', 'Stage2Config', 'linear_ramp', 'Los
 # %% ../nbs/04_train.ipynb #0f549782
 from .core import pt, for_preset, paper_vs_toy
 
-# %% ../nbs/04_train.ipynb #434d853b
+# %% ../nbs/04_train.ipynb #fb2ff9f2
 @dataclass(frozen=True)
 class Stage1Config:
     "Stage 1 (ATC): BioCLIP 2 frozen; CLAP audio model + adapter + logit scale trained on audio-text pairs."
-    epochs: int = pt(paper=30, toy=8)
+    epochs: int = pt(paper=30, toy=10)
     batch_size_per_device: int = pt(paper=64, toy=32)
     n_devices: int = pt(paper=8, toy=1)
-    lr: float = pt(paper=1e-4, toy=3e-3)
+    lr: float = pt(paper=1e-4, toy=1e-3)                 # toy: 3e-3 and 1e-2 left test A->T at chance, 3e-4 learned slower
     weight_decay: float = pt(paper=0.05, toy=0.05)
     betas: tuple = pt(paper=(0.9, 0.999), toy=(0.9, 0.999))
     grad_clip: float = pt(paper=1.0, toy=1.0)
@@ -41,16 +41,16 @@ class Stage2Config:
     triplets_per_species: int = pt(paper=20, toy=20)
     # phase 1
     phase1_epochs: int = pt(paper=10, toy=3)
-    phase1_lr: float = pt(paper=1e-4, toy=3e-3)
+    phase1_lr: float = pt(paper=1e-4, toy=1e-3)
     phase1_weight_at: float = pt(paper=0.8, toy=0.8)
     phase1_weight_ai: float = pt(paper=0.2, toy=0.2)
     # phase 2
     phase2_epochs: int = pt(paper=10, toy=3)
     text_lr: float = pt(paper=5e-6, toy=5e-5)
     text_weight_decay: float = pt(paper=0.01, toy=0.01)
-    adapter_lr: float = pt(paper=1e-4, toy=3e-3)
+    adapter_lr: float = pt(paper=1e-4, toy=1e-3)
     audio_unfreeze_step: int = pt(paper=300, toy=20)
-    audio_lr: float = pt(paper=1e-5, toy=3e-4)
+    audio_lr: float = pt(paper=1e-5, toy=1e-4)
     logit_scale_reset: float = pt(paper=1 / 0.2, toy=1 / 0.2)
     logit_scale_frozen_until: int = pt(paper=600, toy=40)
     lambda_max_ai: float = pt(paper=0.1, toy=0.1)
