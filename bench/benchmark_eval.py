@@ -13,13 +13,18 @@ Both sides start from that frame (Python lists) and the features, and produce, f
 the rank of its correct taxon (list-order tie-break) and its top-ranked wrong taxon:
   * loop      : one query row at a time: per candidate taxon, the max similarity over its gallery
                 items (NumPy), then the rank (the released scripts' protocol, without their zero-fill);
-  * evaluator : `task_arrays` (lists -> padded index arrays, names -> codes) + `evaluate_task`
-                (scores -> ranks). Also timed: scoring alone on arrays converted once (the case of
-                several models on one benchmark, where the conversion is paid once).
+  * evaluator : `task_arrays` (lists -> padded arrays of gallery-list codes: the distinct list objects,
+                found by identity) + `evaluate_task` (one matrix product per chunk of queries with
+                every listed gallery item, max per list, gather per candidate, ranks). Also timed:
+                scoring alone on arrays converted once (the case of several models on one
+                benchmark, where the conversion is paid once).
 Results are asserted identical; ratios are measured in this one run (best of --repeat for the
-evaluator, one run of the loop), with torch's thread count as given.
+evaluator, one run of the loop), with torch's thread count as given. The machine's load average
+is printed before and after: other processes on the cores slow both sides, the evaluator's
+threads most (with more busy threads than cores, 2 torch threads can be slower than 1). With one
+torch thread the ratio of CPU times (process_time) is printed as well: it is less sensitive to load.
 """
-import argparse, json, tempfile, time
+import argparse, json, os, tempfile, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -75,11 +80,15 @@ def loop_evaluate(frame, query, gallery):
     return out
 
 
-def timed(f, repeat=1):
+def timed(f, repeat=1, clock=time.perf_counter):
     best = float("inf")
     for _ in range(repeat):
-        t = time.perf_counter(); out = f(); best = min(best, time.perf_counter() - t)
+        t = clock(); out = f(); best = min(best, clock() - t)
     return out, best
+
+
+def load() -> str:
+    return "load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()) + f" on {os.cpu_count()} CPUs"
 
 
 def as_dict(res):
@@ -104,9 +113,12 @@ def main():
     assert len(frame) == a.queries and len(back.report) == 0
     print(f"task: {a.queries} queries x {a.candidates} candidates, {a.taxa} taxa, {len(gf)} gallery items (1-5 per taxon), "
           f"dim {a.dim}; torch {torch.__version__}, intra-op threads available {torch.get_num_threads()}")
+    print(load())
     print(f"shared: data.read_benchmark (read CSV + validate every row + decode JSON): {t_read:7.3f} s")
+    t_cpu = time.process_time()
     ref, t_loop = timed(lambda: loop_evaluate(frame, qf, gf))
-    print(f"loop over query rows (from the read lists)                     : {t_loop:7.3f} s")
+    t_loop_cpu = time.process_time() - t_cpu
+    print(f"loop over query rows (from the read lists)                     : {t_loop:7.3f} s  (CPU {t_loop_cpu:.3f} s)")
     best = 0.0
     for threads in map(int, a.threads.split(",")):
         torch.set_num_threads(threads)
@@ -120,8 +132,12 @@ def main():
         print(f"  evaluator, lists -> arrays -> scores -> ranks : {t_eval:7.3f} s  (task_arrays {t_arrays:.3f} s, "
               f"scoring {t_score:.3f} s)   speed-up vs loop {t_loop / t_eval:6.1f}x")
         print(f"  evaluator, scoring arrays converted once      : {t_score:7.3f} s   speed-up vs loop {t_loop / t_score:6.1f}x")
+        if threads == 1:
+            _, c_eval = timed(lambda: evaluate_task(task_arrays(frame), qf, gf), a.repeat, time.process_time)
+            print(f"  CPU time, for information: evaluator {c_eval:.3f} s, loop {t_loop_cpu:.3f} s: {t_loop_cpu / c_eval:.1f}x")
         print(f"  from CSV, for information: read {t_read:.3f} s + evaluator {t_eval:.3f} s = {t_read + t_eval:.3f} s "
               f"(loop: {t_read + t_loop:.3f} s, {(t_read + t_loop) / (t_read + t_eval):.1f}x)")
+    print(load())
     print(f"goal >= {GOAL}x (evaluator incl. conversion vs loop, best thread setting): {best:.1f}x -> "
           f"{'met' if best >= GOAL else 'NOT met'}")
 

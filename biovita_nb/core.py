@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 # %% auto #0
-__all__ = ['Preset', 'PRESETS', 'OnError', 'pt', 'for_preset', 'paper_vs_toy', 'config_hash', 'cache_root', 'cache_dir',
-           'cache_lock', 'atomic_open', 'atomic_write_bytes', 'atomic_write_text', 'save_json', 'load_json',
-           'atomic_torch_save', 'seed_everything', 'git_commit', 'provenance', 'BadInputError', 'SkippedItem',
-           'SkipReport', 'check_policy', 'bad_input']
+__all__ = ['Preset', 'PRESETS', 'BUILD_THREADS', 'OnError', 'pt', 'for_preset', 'paper_vs_toy', 'config_hash', 'cache_root',
+           'cache_dir', 'cache_lock', 'build_threads', 'atomic_open', 'atomic_write_bytes', 'atomic_write_text',
+           'save_json', 'load_json', 'atomic_torch_save', 'seed_everything', 'git_commit', 'provenance',
+           'BadInputError', 'SkippedItem', 'SkipReport', 'check_policy', 'bad_input']
 
 # %% ../nbs/00a_core.ipynb #56ea64ba
 import numpy as np
@@ -86,7 +86,19 @@ def cache_lock(path):
         try: yield
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
-# %% ../nbs/00a_core.ipynb #93a8180c
+# %% ../nbs/00a_core.ipynb #37117428
+BUILD_THREADS = 2
+
+@contextmanager
+def build_threads(n: int = BUILD_THREADS):
+    "Run the block with `n` intra-op torch threads (restored afterwards), so that cached results do not depend on the caller."
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try: yield n
+    finally: torch.set_num_threads(before)
+
+# %% ../nbs/00a_core.ipynb #3cd2871f
 @contextmanager
 def atomic_open(path, mode: str = "wb"):
     "Open a temp file beside `path`; on success it replaces `path` atomically, on error it is removed."
@@ -129,7 +141,7 @@ def atomic_torch_save(obj, path):
     import torch
     with atomic_open(path, "wb") as f: torch.save(obj, f)
 
-# %% ../nbs/00a_core.ipynb #2a6cd50f
+# %% ../nbs/00a_core.ipynb #18ef3d47
 def seed_everything(seed: int) -> int:
     "Seed `random`, NumPy and torch (all devices) with `seed`; returns it for the record."
     import torch
@@ -165,7 +177,7 @@ def provenance(**extra) -> dict:
     rec.update(_jsonable(extra))
     return rec
 
-# %% ../nbs/00a_core.ipynb #c72562e2
+# %% ../nbs/00a_core.ipynb #09895e9e
 OnError = Literal["raise", "skip"]
 
 class BadInputError(ValueError):

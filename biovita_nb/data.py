@@ -36,7 +36,7 @@ from .core import pt, OnError, BadInputError, SkipReport, check_policy, bad_inpu
 from .taxonomy import (Taxon, Taxonomy, TaxonomyError, taxon_from_row, normalize_species, METADATA_TAXON_COLUMNS,
                                  PromptSampler, TRAITS, TRAIT_NAMES, LEVELS)
 
-# %% ../nbs/01_data.ipynb #d7db38be
+# %% ../nbs/01_data.ipynb #d79a049d
 class DataFormatError(BadInputError):
     "A metadata or benchmark table that breaks the format; the message names the file (and row and column)."
 
@@ -54,7 +54,7 @@ def read_table(path, required: Sequence[str] = ()) -> pd.DataFrame:
     if missing: raise DataFormatError(f"{path}: missing column(s) {missing}; found {list(df.columns)}")
     return df
 
-# %% ../nbs/01_data.ipynb #0d3c109b
+# %% ../nbs/01_data.ipynb #3927f8ff
 def _show(v) -> str: return repr(v.item() if isinstance(v, np.generic) else v)
 
 class _Rows:
@@ -113,7 +113,7 @@ class _Rows:
 
     def result(self) -> pd.DataFrame: return self.df.reset_index(drop=True)
 
-# %% ../nbs/01_data.ipynb #8e03b187
+# %% ../nbs/01_data.ipynb #496804d8
 TAXON_COLUMNS = ("scientific_name", "class", "order", "family", "genus", "com")
 
 def taxon_record(t: Taxon) -> dict:
@@ -155,7 +155,7 @@ def _check_taxa(rows: _Rows, taxonomy: Taxonomy | None) -> _Rows:
     rows.df = df.assign(species=species)
     return rows.reject(problems)
 
-# %% ../nbs/01_data.ipynb #5394eb79
+# %% ../nbs/01_data.ipynb #3edd34cd
 SPECIES_STATUS = ("seen", "unseen")
 
 def read_species(path, on_error: OnError = "raise", report: SkipReport | None = None) -> tuple[Taxonomy, pd.DataFrame]:
@@ -173,7 +173,7 @@ def read_species(path, on_error: OnError = "raise", report: SkipReport | None = 
     out = out.sort_values("species").reset_index(drop=True)
     return taxonomy, out.assign(species_index=np.arange(len(out), dtype=np.int64))
 
-# %% ../nbs/01_data.ipynb #defb8d41
+# %% ../nbs/01_data.ipynb #6b28d12c
 def read_items(path, root, taxonomy: Taxonomy, species: pd.DataFrame, on_error: OnError = "raise",
                report: SkipReport | None = None, check_files: bool = True) -> pd.DataFrame:
     "Read and validate an item table (`audio.csv` / `image.csv`): one row per file, with `species` and `species_index`."
@@ -189,7 +189,7 @@ def read_items(path, root, taxonomy: Taxonomy, species: pd.DataFrame, on_error: 
     df = rows.result()
     return df.assign(species_index=df.species.map(dict(zip(species.species, species.species_index))).astype(np.int64))
 
-# %% ../nbs/01_data.ipynb #f283c301
+# %% ../nbs/01_data.ipynb #c8ce9b1a
 def _trait_value(spec, s: str):
     if spec.kind == "binary": return {"true": True, "false": False, "1": True, "0": False}.get(s.strip().lower())
     return s.strip() if s.strip() in spec.values else None
@@ -230,7 +230,7 @@ def read_soundscapes(path, root, taxonomy: Taxonomy, on_error: OnError = "raise"
     if check_files: rows.files(Path(root))
     return rows.result()
 
-# %% ../nbs/01_data.ipynb #89f918d3
+# %% ../nbs/01_data.ipynb #8c73168d
 MEDIA = ("audio", "image")
 
 @dataclass
@@ -270,7 +270,7 @@ def read_corpus(root, on_error: OnError = "raise", check_files: bool = True) -> 
                    if (meta / "soundscapes.csv").exists() else None)
     return Corpus(root, taxonomy, species, items["audio"], items["image"], traits, soundscapes, report)
 
-# %% ../nbs/01_data.ipynb #4eea571d
+# %% ../nbs/01_data.ipynb #6ff8a7ae
 @dataclass(frozen=True)
 class AudioConfig:
     "The audio front end: target rate, clip length, onset-crop lead and threshold, accepted input rates."
@@ -286,7 +286,7 @@ class AudioConfig:
     @property
     def onset_lead_samples(self) -> int: return int(round(self.sample_rate * self.onset_lead_seconds))
 
-# %% ../nbs/01_data.ipynb #c2553d16
+# %% ../nbs/01_data.ipynb #6cf77035
 class MediaError(BadInputError):
     "A media file that cannot be used; `reason` is its SkipReport code, the message names the file and the fix."
     def __init__(self, message: str, item: str = "", reason: str = "bad_media", detail: str = ""):
@@ -305,7 +305,7 @@ def record_media_error(on_error: OnError, report: SkipReport | None, err: MediaE
 def _src_name(src, name) -> str:
     return str(name) if name is not None else ("<bytes>" if isinstance(src, (bytes, bytearray)) else str(src))
 
-# %% ../nbs/01_data.ipynb #2ae61d88
+# %% ../nbs/01_data.ipynb #15341f31
 _MARKUP = (b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")
 
 def decode_audio(src, name=None) -> tuple[np.ndarray, int]:
@@ -341,7 +341,7 @@ def check_waveform(wave: np.ndarray, sr: int, name, cfg: AudioConfig = AudioConf
                                     "replace the file or remove its row")
     return peak
 
-# %% ../nbs/01_data.ipynb #4097b76e
+# %% ../nbs/01_data.ipynb #a34eda1a
 def to_mono(wave: np.ndarray) -> np.ndarray:
     "Average `[channels, samples]` to `[samples]`."
     return wave.mean(0) if wave.ndim == 2 else wave
@@ -358,7 +358,7 @@ def load_audio(src, cfg: AudioConfig = AudioConfig(), name=None) -> torch.Tensor
     check_waveform(mono, sr, name, cfg)
     return resample(torch.from_numpy(np.ascontiguousarray(mono, dtype=np.float32)), sr, cfg.sample_rate)
 
-# %% ../nbs/01_data.ipynb #c0aca8af
+# %% ../nbs/01_data.ipynb #c01d77c8
 def take_window(wave: torch.Tensor, start, n: int) -> torch.Tensor:
     "Samples `[start, start + n)` of the last dim (zeros past the end); `start` broadcasts over the leading dims."
     T = wave.shape[-1]
@@ -377,7 +377,7 @@ def random_crop(wave: torch.Tensor, n: int, generator: torch.Generator | None = 
     start = torch.randint(0, high, wave.shape[:-1], generator=generator)
     return take_window(wave, start.to(wave.device), n)
 
-# %% ../nbs/01_data.ipynb #9fd8ca8e
+# %% ../nbs/01_data.ipynb #488d6f81
 def onset_start(wave: torch.Tensor, cfg: AudioConfig = AudioConfig()) -> torch.Tensor:
     "Start of the onset crop per clip: `cfg.onset_lead_samples` before the first |x| > threshold x peak, floored at 0."
     a = wave.abs()
@@ -392,7 +392,7 @@ def onset_crop(wave: torch.Tensor, cfg: AudioConfig = AudioConfig()) -> torch.Te
     "The eval crop: `cfg.num_samples` from `onset_start`, zero-padded."
     return take_window(wave, onset_start(wave, cfg), cfg.num_samples)
 
-# %% ../nbs/01_data.ipynb #c9af54d5
+# %% ../nbs/01_data.ipynb #d2cc98ba
 def to_rgb(img: Image.Image) -> Image.Image:
     "Any PIL image as 8-bit RGB: alpha composited on white, 16/32-bit grey scaled to 8 bits, CMYK converted."
     if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
@@ -436,7 +436,7 @@ def image_tensor(src, transform: Callable, name=None) -> torch.Tensor:
     "`transform(load_image(src))`: pass the model's validation transform (e.g. open_clip's)."
     return transform(load_image(src, name))
 
-# %% ../nbs/01_data.ipynb #e4beaad1
+# %% ../nbs/01_data.ipynb #76927102
 MODALITIES = ("audio", "image", "text")
 DIRECTIONS = (("audio", "image"), ("image", "audio"), ("audio", "text"), ("text", "audio"), ("image", "text"), ("text", "image"))
 N_CANDIDATES = 100
@@ -464,7 +464,7 @@ class BenchmarkFolder:
         return f"BenchmarkFolder({self.name or self.root}: indices {n}; {len(self.tasks)} task files, " \
                f"{sum(map(len, self.tasks.values()))} queries; {self.report.summary()})"
 
-# %% ../nbs/01_data.ipynb #b05a6f38
+# %% ../nbs/01_data.ipynb #acd27a96
 def read_index(path, modality: str, on_error: OnError = "raise", report: SkipReport | None = None) -> pd.DataFrame:
     "Read `ids/<modality>_index.csv`; `file_name` is accepted for `file_path`."
     report = SkipReport() if report is None else report
@@ -478,7 +478,7 @@ def read_index(path, modality: str, on_error: OnError = "raise", report: SkipRep
     rows.nonempty("species" if modality == "text" else "file_path", "missing_value")
     return rows.result()
 
-# %% ../nbs/01_data.ipynb #04c8a472
+# %% ../nbs/01_data.ipynb #3ec98313
 def _loads(s):
     "The decoded JSON cell, or the `ValueError` that says why it is not JSON."
     try: return json.loads(s)
@@ -540,7 +540,7 @@ def read_task(path, level: str, query: str, gallery: str, indices: dict, on_erro
     return df.assign(task=df.task.str.strip(), taxon_level=df.taxon_level.str.strip(), correct_taxon=df.correct_taxon.str.strip(),
                      candidates_taxa=[taxa[p] for p in ok], candidates_target_ids=[targets[p] for p in ok])
 
-# %% ../nbs/01_data.ipynb #a4acb5fa
+# %% ../nbs/01_data.ipynb #44769eed
 BUILD_STATS = "build_stats.csv"
 
 def read_benchmark(folder, on_error: OnError = "raise", n_candidates: int | None = N_CANDIDATES,
@@ -571,7 +571,7 @@ def write_benchmark(bench: BenchmarkFolder, folder) -> Path:
         with atomic_open(folder / BUILD_STATS, "w") as f: bench.stats.to_csv(f, index=False)
     return folder
 
-# %% ../nbs/01_data.ipynb #c9c9c2f8
+# %% ../nbs/01_data.ipynb #2861eb63
 SSW60_TABLES = ("audio_ml", "images_nabirds", "images_inat")
 
 @dataclass
@@ -615,7 +615,7 @@ def read_ssw60(root, on_error: OnError = "raise", check_files: bool = True) -> S
         tables[t] = df.assign(species=df.label.map(name_of))
     return SSW60(root, taxonomy, taxa.rename(columns={"com": "common_name"}), **tables, report=report)
 
-# %% ../nbs/01_data.ipynb #62250dd6
+# %% ../nbs/01_data.ipynb #84fa7b79
 def draw_k(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
     "`k` positions in `range(n)`: distinct if `k <= n`, else each position once plus `k - n` drawn with replacement."
     if n <= 0 or k <= 0: return np.zeros(0, np.int64)
@@ -637,7 +637,7 @@ def balanced_epoch(species_index, seed: int, epoch: int, max_per_species: int = 
     plan = np.concatenate(parts) if parts else np.zeros(0, np.int64)
     return plan[np.random.default_rng([seed, epoch]).permutation(len(plan))]
 
-# %% ../nbs/01_data.ipynb #67cabe94
+# %% ../nbs/01_data.ipynb #0ebc41ca
 class EpochSampler(torch.utils.data.Sampler):
     "Deterministic per-epoch plans, sliced by rank like `DistributedSampler`, resumable at (epoch, position)."
     def __init__(self, seed: int = 0, rank: int = 0, world_size: int = 1):
@@ -697,7 +697,7 @@ class SequentialEpochSampler(EpochSampler):
         super().__init__(0, rank, world_size); self.length = int(length)
     def epoch_plan(self, epoch: int) -> np.ndarray: return np.arange(self.length)
 
-# %% ../nbs/01_data.ipynb #6f0c83c7
+# %% ../nbs/01_data.ipynb #999e569c
 CROPS = ("random", "onset", "none")
 
 def item_seed(*key: int) -> int:
@@ -721,7 +721,7 @@ def audio_clip(src, cfg: AudioConfig = AudioConfig(), crop: str = "random", gene
     if crop == "none": return wave
     raise ValueError(f"crop must be one of {CROPS}, not {crop!r}")
 
-# %% ../nbs/01_data.ipynb #af22655c
+# %% ../nbs/01_data.ipynb #91f5fdfa
 @dataclass(frozen=True)
 class ItemSpec:
     "How one stored item (a file or shard member) becomes a dataset item; shared by folder and shard datasets."
@@ -766,7 +766,7 @@ def record_skipped(report: SkipReport, batch: dict) -> SkipReport:
     for item, reason, detail in batch.get("skipped", []): report.add(item, reason, detail)
     return report
 
-# %% ../nbs/01_data.ipynb #4452dc9e
+# %% ../nbs/01_data.ipynb #90d04e6c
 def _epoch_key(key, default_epoch: int) -> tuple:
     return (int(key[0]), int(key[1])) if isinstance(key, (tuple, list)) else (default_epoch, int(key))
 
@@ -806,7 +806,7 @@ class ImageTextDataset(CorpusDataset):
                  prompts: PromptSampler | None = PromptSampler(0), seed: int = 0, on_error: OnError = "raise"):
         super().__init__(corpus, "image", split, transform=transform, prompts=prompts, seed=seed, on_error=on_error)
 
-# %% ../nbs/01_data.ipynb #74ac25bc
+# %% ../nbs/01_data.ipynb #faee503c
 def stage2_triplets(audio_species, image_species, seed: int, epoch: int, per_species: int = 20) -> pd.DataFrame:
     "One epoch's (audio position, image position, species_index) triplets, paired at random within species."
     a, im = species_groups(audio_species), species_groups(image_species)
@@ -819,7 +819,7 @@ def stage2_triplets(audio_species, image_species, seed: int, epoch: int, per_spe
     t = np.concatenate(parts) if parts else np.zeros((0, 3), np.int64)
     return pd.DataFrame(t[np.random.default_rng([seed, epoch]).permutation(len(t))], columns=["audio", "image", "species_index"])
 
-# %% ../nbs/01_data.ipynb #e63b1208
+# %% ../nbs/01_data.ipynb #06ab6888
 class TripletDataset(torch.utils.data.Dataset):
     "Stage-2 (audio, image, text) triplets of a corpus split; index with `(epoch, position)` from `sampler()`."
     def __init__(self, corpus: Corpus, split: str = "train", *, cfg: AudioConfig = AudioConfig(), transform: Callable | None = None,
@@ -853,7 +853,7 @@ class TripletDataset(torch.utils.data.Dataset):
         return dict(audio=au["audio"], image=im["image"], text=self.prompts(self.taxa[s], epoch, j), id=j,
                     audio_id=au["id"], image_id=im["id"], species_index=s, epoch=epoch)
 
-# %% ../nbs/01_data.ipynb #d30771bb
+# %% ../nbs/01_data.ipynb #564f77ca
 def _check_one(modality: str, path: Path, cfg: AudioConfig):
     if modality == "image": load_image(path); return
     wave, sr = decode_audio(path)
@@ -879,7 +879,7 @@ def check_media(corpus: Corpus, modalities: Sequence[str] = (*MEDIA, "soundscape
         tables[m] = df[np.array(keep, bool)].reset_index(drop=True)
     return replace(corpus, report=report, **tables)
 
-# %% ../nbs/01_data.ipynb #7d9e2759
+# %% ../nbs/01_data.ipynb #b29b381e
 SHARD_EXT = {"audio": "flac", "image": "png"}
 
 def _encode_member(modality: str, path: Path, cfg: AudioConfig) -> bytes:

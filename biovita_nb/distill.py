@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 from fastprogress.fastprogress import progress_bar
 
-# %% ../nbs/03_distill.ipynb #0ba105dd
-from .core import (Preset, OnError, SkipReport, pt, for_preset, config_hash, cache_dir, atomic_torch_save,
+# %% ../nbs/03_distill.ipynb #0559ce1e
+from .core import (Preset, OnError, SkipReport, pt, for_preset, config_hash, cache_dir, atomic_torch_save, build_threads,
                              save_json, load_json, seed_everything, check_policy, provenance)
 from .taxonomy import Taxon, TEXT_TYPES, BIOCLIP_TEMPLATE, available_text_types, bioclip_text
 from .data import (AudioConfig, MediaError, audio_clip, item_generator, image_tensor, record_media_error,
@@ -36,7 +36,7 @@ from .models import (ClapBundle, OpenClipBundle, ClapFrontEnd, clap_text_embeddi
 from .contrastive import (clip_loss, LogitScale, gather_with_grad, ddp_loss_scale, TextEmbeddingCache,
                                     autocast, Checkpointer, fit, FitResult)
 
-# %% ../nbs/03_distill.ipynb #7ff86174
+# %% ../nbs/03_distill.ipynb #51833bf7
 Target = Literal["bioclip", "text_only", "biolingual_text"]
 TARGETS: tuple = ("bioclip", "text_only", "biolingual_text")
 
@@ -63,7 +63,7 @@ class DistillConfig:
     amp: bool = True                                       # bf16 autocast on CUDA (nothing on CPU)
     seed: int = 0
 
-# %% ../nbs/03_distill.ipynb #1ca06945
+# %% ../nbs/03_distill.ipynb #29d32f47
 @dataclass
 class DistillModels:
     "The models paper B needs (the toy `StandIns` has the same attributes)."
@@ -92,7 +92,7 @@ def load_paper_models(text_only_source=None, text_only_revision: str | None = No
     return DistillModels(load_clap(bl.source, bl.revision, device=device), load_open_clip(bc.source, bc.revision, device=device),
                          HFTextEncoder(text_only_source, text_only_revision, device) if text_only_source else None)
 
-# %% ../nbs/03_distill.ipynb #19bfb029
+# %% ../nbs/03_distill.ipynb #330aa0f3
 def prompt_bodies(t: Taxon, text_types: Sequence[str] = TEXT_TYPES) -> dict:
     "The prompt body of each of `text_types` that `t` has (a type needing a common name is dropped without one)."
     return {tt: bioclip_text(t, tt, "{}") for tt in text_types if tt in available_text_types(t)}
@@ -145,7 +145,7 @@ def build_text_space(models, space: Target, taxa: Sequence[Taxon], config: Disti
     texts = [p for d in prompts.values() for p in d.values()]
     return TextSpace(space, prompts, TextEmbeddingCache.build(text_encoder(models, space), texts))
 
-# %% ../nbs/03_distill.ipynb #f9b2af15
+# %% ../nbs/03_distill.ipynb #aa54904f
 @dataclass
 class ClipFeatures:
     "Clips after BioLingual's front end: ids, labels, the frozen trunk's pooled output and optionally the log-mel."
@@ -213,7 +213,7 @@ def clip_features(items: pd.DataFrame, biolingual: ClapBundle, *, crop: str = "o
         atomic_torch_save(dict(ids=out.ids, hidden=out.hidden, is_longer=out.is_longer, skipped=report), path)
     return out
 
-# %% ../nbs/03_distill.ipynb #deacf2c5
+# %% ../nbs/03_distill.ipynb #f2580a0a
 @dataclass
 class DistillData:
     "Tables (id, path, species) of the clips and images distillation trains and is evaluated on."
@@ -261,7 +261,7 @@ def ssw60_distill_data(ssw60_root, on_error: OnError = "raise") -> DistillData:
     return DistillData({t.species: t for t in ssw.taxonomy}, _table(ssw.audio_ml[ssw.audio_ml.split == "train"], ssw.root, None),
                        q, g, r, "ssw60")
 
-# %% ../nbs/03_distill.ipynb #877d20f6
+# %% ../nbs/03_distill.ipynb #d884ca00
 class DistilledAudioModel(nn.Module):
     "BioLingual's audio encoder, re-aimed at a teacher text space (BioCLIP 2's, for paper B)."
     def __init__(self, clap_model, target_dim: int, config: DistillConfig = DistillConfig()):
@@ -298,12 +298,12 @@ class DistilledAudioModel(nn.Module):
         return torch.cat([self(**clips.inputs(slice(i, i + batch_size), device)).float().cpu()
                           for i in range(0, len(clips), batch_size)])
 
-# %% ../nbs/03_distill.ipynb #61bbf418
+# %% ../nbs/03_distill.ipynb #0657a2a4
 def distillation_loss(audio: torch.Tensor, text: torch.Tensor, logit_scale, species: torch.Tensor) -> torch.Tensor:
     "Symmetric multi-positive InfoNCE between clip embeddings and their species' teacher-text embeddings."
     return clip_loss(audio, text, logit_scale, labels=species)
 
-# %% ../nbs/03_distill.ipynb #aa783016
+# %% ../nbs/03_distill.ipynb #9a0ccc0a
 def _batch_plan(species_index: np.ndarray, prompt_rows: np.ndarray, config: DistillConfig) -> Callable[[int], list]:
     "batches(epoch) -> list of (B, 2) arrays of (clip row, prompt row)."
     sampler = SpeciesBalancedSampler(species_index, config.seed, config.max_per_species, config.min_per_species)
@@ -322,6 +322,7 @@ def _distill_key(student: nn.Module, space: TextSpace, clips: ClipFeatures, conf
     return config_hash(dict(config=config, student=state_dict_hash(student), teacher=state_dict_hash({"t": space.cache.embeddings}),
                             clips=clips.key or state_dict_hash({"h": clips.hidden}), ids=[int(i) for i in clips.ids]), 16)
 
+@build_threads()                  # a cached student must not depend on the caller's thread count
 def distill(models, config: DistillConfig, data: DistillData | None = None, *, clips: ClipFeatures | None = None,
             space: TextSpace | None = None, device="cpu", cache: bool = True, folder=None, on_step: Callable | None = None,
             progress: bool = False) -> DistilledAudioModel:
@@ -375,7 +376,7 @@ def distill(models, config: DistillConfig, data: DistillData | None = None, *, c
                                                provenance=provenance(target=config.target, seed=config.seed, device=str(device))))
     return model.eval()
 
-# %% ../nbs/03_distill.ipynb #ca3b3d5c
+# %% ../nbs/03_distill.ipynb #3f08345d
 @torch.no_grad()
 def biolingual_audio_embeddings(biolingual: ClapBundle, clips: ClipFeatures) -> torch.Tensor:
     "BioLingual's own (undistilled) audio embeddings: its projection head on the cached trunk output."
@@ -408,7 +409,7 @@ def fit_text_mapping(source: TextSpace, target: TextSpace, species: Sequence[str
     W = torch.linalg.solve(X.T @ X + alpha * torch.eye(X.shape[1], dtype=torch.float64), X.T @ Y)
     return TextMapping(W.float(), source.name, target.name, float(alpha), len(species))
 
-# %% ../nbs/03_distill.ipynb #2284b527
+# %% ../nbs/03_distill.ipynb #352d6c01
 def audio_to_bioclip_methods(models, spaces: dict, students: dict, train_species: Sequence[str],
                              config: DistillConfig) -> dict:
     "{method name: f(ClipFeatures) -> (N, D_bioclip) embeddings}: baselines, distillation and ablations."
@@ -427,7 +428,7 @@ def audio_to_bioclip_methods(models, spaces: dict, students: dict, train_species
         out["ablation: audio-text fine-tuning + mapping"] = lambda c: to_bc["biolingual_text"](students["biolingual_text"].embed(c))
     return out
 
-# %% ../nbs/03_distill.ipynb #82a5bf13
+# %% ../nbs/03_distill.ipynb #5b39b9bc
 @torch.no_grad()
 def image_embeddings(bioclip: OpenClipBundle, items: pd.DataFrame, batch_size: int = 64, device="cpu",
                      on_error: OnError = "raise") -> tuple:
@@ -459,7 +460,7 @@ def retrieval_table(methods: dict, clips: dict, galleries: dict, retrieval: Sequ
             rows.append(dict(method=method, evaluation=name, mAP=s["mAP"], **{f"R@{k}": s[f"r@{k}"] for k in (1, 5, 10)}, queries=s["queries"]))
     return pd.DataFrame(rows)
 
-# %% ../nbs/03_distill.ipynb #d504a253
+# %% ../nbs/03_distill.ipynb #64bb0326
 def linear_probe(train_x, train_y, seed: int = 0, C: float = 1.0):
     "A multinomial logistic-regression probe on frozen embeddings (single-threaded BLAS)."
     from sklearn.linear_model import LogisticRegression
@@ -485,7 +486,7 @@ def audio_text_top1(audio: torch.Tensor, labels, space: TextSpace, species: Sequ
     pred = (audio.float() @ space.class_embeddings(species).T).argmax(-1).numpy()
     return float(100 * (np.asarray(species)[pred] == np.asarray(labels)).mean())
 
-# %% ../nbs/03_distill.ipynb #7be52778
+# %% ../nbs/03_distill.ipynb #e1bd8fd5
 def classification_table(encoders: dict, clips: dict, data: DistillData, seed: int = 0) -> pd.DataFrame:
     "Focal probe top-1, soundscape mAP (probe, text) and A->T top-1 of each `{name: (encode, text space)}`."
     species = sorted(data.taxa)
@@ -506,7 +507,7 @@ def classification_table(encoders: dict, clips: dict, data: DistillData, seed: i
         rows.append(dict(model=name, **row))
     return pd.DataFrame(rows).set_index("model")
 
-# %% ../nbs/03_distill.ipynb #b6d03623
+# %% ../nbs/03_distill.ipynb #16f0e590
 def text_neighbourhood(space: TextSpace, taxa: dict, k: int = 3) -> dict:
     "Mean share of each species' k nearest species (class text embeddings) in its genus / family, and chance."
     species = sorted(taxa)

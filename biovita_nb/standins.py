@@ -30,8 +30,8 @@ import open_clip
 from open_clip.transform import PreprocessCfg, image_transform_v2
 from safetensors.torch import save as safetensors_dumps, load_file as safetensors_load_file
 
-# %% ../nbs/02b_standins.ipynb #8b028a33
-from .core import cache_dir, config_hash, save_json, load_json, atomic_write_bytes, provenance, cache_lock
+# %% ../nbs/02b_standins.ipynb #6155479e
+from .core import cache_dir, config_hash, save_json, load_json, atomic_write_bytes, provenance, cache_lock, build_threads
 from .taxonomy import TEXT_TYPES, Taxon, bioclip_text
 from .toyworld import ToyWorld, ToyWorldConfig, AcousticPhenotype, make_toyworld
 from .data import AudioConfig, Corpus, read_corpus, load_audio, onset_start, image_tensor
@@ -41,7 +41,7 @@ from .models import (TOY_BIOCLIP_CFG, ModelSpec, OpenClipBundle, ClapBundle, Cla
                                resolve_model_dir, pooled, clap_audio_embeddings, clap_text_embeddings)
 from .contrastive import LOGIT_SCALE_BOUNDS, LOGIT_SCALE_INIT, clip_loss, fit
 
-# %% ../nbs/02b_standins.ipynb #1bf85ac1
+# %% ../nbs/02b_standins.ipynb #fc7c622d
 @dataclass(frozen=True)
 class TrainSpec:
     "How one stand-in is trained: AdamW, linear warm-up then cosine decay, shuffled epochs of `batch_size`."
@@ -76,7 +76,7 @@ class StandInConfig:
     tokenizer_vocab: int = 1000
     sound_captions_per_species: int = 12                                 # distinct sound descriptions drawn per species
 
-# %% ../nbs/02b_standins.ipynb #8a48a643
+# %% ../nbs/02b_standins.ipynb #c0b9aafc
 @dataclass
 class StandInData:
     "The world as the stand-ins see it: the corpus, seen and unseen species, their taxa and voices."
@@ -103,7 +103,7 @@ def standin_data(world: ToyWorld) -> StandInData:
     return StandInData(world, corpus, sorted(world.seen), sorted(world.unseen), {t.species: t for t in corpus.taxonomy},
                        dict(zip(names, design.voices)), {n: look.habitat for n, look in zip(names, design.looks)})
 
-# %% ../nbs/02b_standins.ipynb #1f0f16cf
+# %% ../nbs/02b_standins.ipynb #23b1e6b2
 def bioclip_transform(model_cfg: dict) -> Callable:
     "BioCLIP 2's validation transform at the image size of `model_cfg`."
     return image_transform_v2(PreprocessCfg(**bioclip_preprocess_cfg(model_cfg)), is_train=False)
@@ -123,7 +123,7 @@ def augment_pixels(pixels: torch.Tensor, rng: np.random.Generator) -> torch.Tens
     grid = F.affine_grid(theta, list(pixels.shape), align_corners=False)
     return F.grid_sample(pixels, grid, padding_mode="reflection", align_corners=False)
 
-# %% ../nbs/02b_standins.ipynb #06a7d2ee
+# %% ../nbs/02b_standins.ipynb #36696b05
 @torch.no_grad()
 def clap_inputs(data: StandInData, items: pd.DataFrame, crop: str, front_end: ClapFrontEnd | None = None,
                 cfg: AudioConfig = AudioConfig(), batch_size: int = 16) -> torch.Tensor:
@@ -144,7 +144,7 @@ def time_shift(features: torch.Tensor, rng: np.random.Generator) -> torch.Tensor
     shifts = rng.integers(0, features.shape[2], len(features))
     return torch.stack([f.roll(int(s), dims=1) for f, s in zip(features, shifts)])
 
-# %% ../nbs/02b_standins.ipynb #36f77402
+# %% ../nbs/02b_standins.ipynb #f3388340
 def _warmup_cosine(optimizer, spec: TrainSpec, steps: int):
     warm = max(1, int(spec.warmup * steps))
     f = lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * min(1.0, (s - warm) / max(1, steps - warm))))
@@ -170,7 +170,7 @@ def train_contrastive(model: nn.Module, spec: TrainSpec, n_items: int, seed: int
     model.eval()
     return dict(loss=[h["loss"] for h in res.history], steps=res.step, seconds=res.seconds)
 
-# %% ../nbs/02b_standins.ipynb #9b3f22a2
+# %% ../nbs/02b_standins.ipynb #c8040b38
 def bioclip_texts(taxon: Taxon, templates: Sequence[str] = BIOCLIP_TEMPLATES) -> list:
     "Every training text of `taxon`: each BioCLIP text type in each template."
     return [bioclip_text(taxon, ty, tpl) for ty in TEXT_TYPES for tpl in templates]
@@ -198,7 +198,7 @@ def train_bioclip(config: StandInConfig, data: StandInData, progress: bool = Fal
         return clip_loss(img, txt, scale, labels=y), dict(logit_scale=float(scale.detach()))
     return model, train_contrastive(model, config.bioclip, len(items), config.seed, 1, loss_fn, progress)
 
-# %% ../nbs/02b_standins.ipynb #20206934
+# %% ../nbs/02b_standins.ipynb #b071d588
 TEXT_ONLY_SPEC = ModelSpec("toy-text-only", "open_clip", "biovita-toy/text-only", "main", "toy", "text_only")
 TEXT_ONLY_CONFIG = "text_only_config.json"
 TEXT_ONLY_WEIGHTS = "model.safetensors"
@@ -256,7 +256,7 @@ def load_text_only(source, revision: str | None = None, *, cache_dir=None, devic
     return TextOnlyBundle(model.to(device).eval(), open_clip.tokenizer.SimpleTokenizer(context_length=cfg["text_cfg"]["context_length"]),
                           cfg, path, str(source), revision, commit)
 
-# %% ../nbs/02b_standins.ipynb #76ef86b8
+# %% ../nbs/02b_standins.ipynb #062bdeb2
 def train_text_only(config: StandInConfig, data: StandInData, progress: bool = False) -> tuple:
     "The text-only encoder, trained to match two different text types of the same seen species; returns (model, log)."
     texts = [bioclip_texts(data.taxa[s], config.bioclip_templates) for s in data.seen]
@@ -273,7 +273,7 @@ def train_text_only(config: StandInConfig, data: StandInData, progress: bool = F
         return clip_loss(m(tokens[y, a]), m(tokens[y, b]), scale, labels=y), dict(logit_scale=float(scale.detach()))
     return model, train_contrastive(model, config.text_only, len(data.seen), config.seed, 2, loss_fn, progress)
 
-# %% ../nbs/02b_standins.ipynb #6362cd0a
+# %% ../nbs/02b_standins.ipynb #31f55d9f
 F0_BANDS = ((1000.0, "low-pitched"), (2200.0, "mid-pitched"), (3800.0, "high-pitched"), (float("inf"), "very high-pitched"))
 CALL_WORDS = dict(tonal="tonal whistle", trilled="rapid trill", pulsed="pulsed call", harsh="harsh buzzy call")
 FM_WORDS = dict(up="rising in pitch", down="falling in pitch", vibrato="warbling", flat="steady in pitch")
@@ -306,7 +306,7 @@ def species_captions(taxon: Taxon, templates: Sequence[str] = BIOLINGUAL_TEMPLAT
     "BioLingual-style captions of `taxon`."
     return [t.format(com=taxon.common_name, sci=taxon.species) for t in templates]
 
-# %% ../nbs/02b_standins.ipynb #b0b2aff6
+# %% ../nbs/02b_standins.ipynb #afe30e3b
 def train_clap(bundle: ClapBundle, spec: TrainSpec, features: torch.Tensor, labels: torch.Tensor, captions: list,
                seed: int, stream: int, progress: bool = False) -> dict:
     "Train `bundle.model` on (clip, random caption of its label) pairs; `captions[label]` lists a label's captions."
@@ -341,7 +341,7 @@ def train_claps(config: StandInConfig, data: StandInData, features: torch.Tensor
     biolingual_log = train_clap(biolingual, config.biolingual, features, labels, names, config.seed, 4, progress)
     return laion, biolingual, laion_log, biolingual_log
 
-# %% ../nbs/02b_standins.ipynb #bf7d4338
+# %% ../nbs/02b_standins.ipynb #c37d3939
 def top1(queries: torch.Tensor, gallery: torch.Tensor, labels: torch.Tensor) -> float:
     "Share of queries whose most similar gallery row is row `labels[i]` (rows L2-normalised)."
     return float(((queries @ gallery.T).argmax(1) == labels).float().mean())
@@ -358,7 +358,7 @@ def open_clip_text_embeddings(bundle: OpenClipBundle, texts: Sequence[str], batc
     return torch.cat([F.normalize(bundle.model.encode_text(bundle.tokenizer(texts[i:i + batch_size])), dim=-1).float()
                       for i in range(0, len(texts), batch_size)])
 
-# %% ../nbs/02b_standins.ipynb #294bb2b5
+# %% ../nbs/02b_standins.ipynb #c9c38259
 def _probe(train_x, train_y, test_x, test_y) -> float:
     from sklearn.linear_model import LogisticRegression
     from threadpoolctl import threadpool_limits
@@ -408,7 +408,7 @@ def calibrate(bioclip: OpenClipBundle, laion: ClapBundle, biolingual: ClapBundle
         out[f"chance_{group}"] = 1 / len(species)
     return out
 
-# %% ../nbs/02b_standins.ipynb #41c85397
+# %% ../nbs/02b_standins.ipynb #bf996496
 STANDINS_FORMAT = 1                    # bump when training changes for an unchanged config: stale caches are rebuilt
 STANDIN_SPECS = dict(bioclip=model_spec("bioclip", "toy"), biolingual=model_spec("biolingual", "toy"),
                      laion_clap=model_spec("clap", "toy"), text_only=TEXT_ONLY_SPEC)
@@ -428,7 +428,7 @@ def publish_and_load(root: Path) -> tuple:
         bundles[name], commits[name] = b, published
     return bundles, commits
 
-# %% ../nbs/02b_standins.ipynb #0e570a18
+# %% ../nbs/02b_standins.ipynb #17952bf7
 REFERENCE_FILE = "reference.safetensors"
 
 @torch.no_grad()
@@ -453,7 +453,7 @@ def reload_differences(bundles: dict, root: Path) -> dict:
     now = reference_outputs(models, inputs)
     return {k: float((now[k] - ref[f"output.{k}"]).abs().max()) for k in now}
 
-# %% ../nbs/02b_standins.ipynb #5f92fe61
+# %% ../nbs/02b_standins.ipynb #d5efdaf4
 @dataclass
 class StandIns:
     "The four stand-ins, loaded from the hub cache, with the world they were trained on and their report."
@@ -479,7 +479,7 @@ def _is_complete(root: Path, chash: str, world: ToyWorld) -> dict | None:
           and all((root / n).is_dir() for n in STANDIN_SPECS))
     return rep if ok else None
 
-# %% ../nbs/02b_standins.ipynb #cdd34ef4
+# %% ../nbs/02b_standins.ipynb #e4017a8e
 def _train_into(folder: Path, config: StandInConfig, world: ToyWorld, progress: bool) -> dict:
     "Train all four stand-ins into `folder` (model folders, reference, report.json last); returns the report."
     t_all = time.perf_counter()
@@ -519,7 +519,7 @@ def _train_into(folder: Path, config: StandInConfig, world: ToyWorld, progress: 
     save_json(folder / "report.json", report)
     return report
 
-# %% ../nbs/02b_standins.ipynb #47b93e9e
+# %% ../nbs/02b_standins.ipynb #440c3ae5
 def _resolve(config: StandInConfig | None, world: ToyWorld | None) -> tuple:
     if config is None: config = StandInConfig(world=world.config) if world is not None else StandInConfig()
     if not isinstance(config, StandInConfig): raise TypeError(f"config must be a StandInConfig, not {type(config).__name__}")
@@ -540,7 +540,7 @@ def make_standins(config: StandInConfig | None = None, world: ToyWorld | None = 
             root.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
             try:
-                report = _train_into(tmp, config, world, progress)
+                with build_threads(): report = _train_into(tmp, config, world, progress)
                 os.chmod(tmp, 0o755)
                 if root.exists(): shutil.rmtree(root)                     # a stale folder (older format or world)
                 os.rename(tmp, root)

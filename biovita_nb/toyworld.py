@@ -150,7 +150,7 @@ def genus_name(rng, used: set) -> str:
 def epithet_name(rng, used: set) -> str:
     return _unique(lambda: pseudo_latin_stem(rng, int(rng.integers(1, 3))) + rng.choice(_EPITHET_ENDINGS), used)
 
-# %% ../nbs/01b_toyworld.ipynb #2d279b6c
+# %% ../nbs/01b_toyworld.ipynb #98db3045
 LATENT_DIMS = ("size", "elongation", "hue", "saturation", "lightness", "accent", "pattern", "pattern_scale",
                "habitat_x", "habitat_y", "tail", "head", "pitch", "syllable_rate", "fm_depth", "fm_shape",
                "harmonics", "rhythm", "call_length", "call_gap")
@@ -205,7 +205,7 @@ def acoustic_phenotype(u: dict) -> AcousticPhenotype:
         harmonics=1 + _bin(u["harmonics"], 4), harmonic_decay=_lerp(0.25, 0.75, u["harmonics"]),
         rhythm=rhythm, call_gap_s=_lerp(0.2, 1.5, u["call_gap"]), pulse_rate=_loglerp(40, 160, u["syllable_rate"]))
 
-# %% ../nbs/01b_toyworld.ipynb #120d10f4
+# %% ../nbs/01b_toyworld.ipynb #031507d8
 _TRAIT_SCORES = ("habitat",) * 8 + ("diet",) * 8 + ("activity",) * 3 + (
     "migratory", "range", "group", "territorial", "arboreal", "mating0", "mating1", "mating2", "mating3",
     "lifespan", "clutch", "chorusing", "conservation")
@@ -247,7 +247,7 @@ def derive_traits(z_std: np.ndarray, look: VisualPhenotype, voice: AcousticPheno
     rec["conservation_status"] = _ordinal(cons, (0.7, 1.2, 1.6, 2.1), ("LC", "NT", "VU", "EN", "CR"))
     return rec
 
-# %% ../nbs/01b_toyworld.ipynb #70e371fc
+# %% ../nbs/01b_toyworld.ipynb #998f73ca
 _NOUNS = {"Aves": ("Reedling", "Thornbill", "Warbler", "Finch", "Tanager", "Pipit", "Shrike", "Babbler", "Bunting",
                    "Flycatcher", "Lark", "Thrush", "Wren", "Vireo", "Oriole", "Sunbird"),
           "Amphibia": ("Treefrog", "Toad", "Peeper", "Froglet", "Spadefoot", "Chorus Frog", "Leaf Frog", "Newt"),
@@ -265,7 +265,7 @@ def common_name(look: VisualPhenotype, noun: str, used: set) -> str:
     candidates = [f"{m} {noun}" for m in mods] + [f"{a} {b} {noun}" for i, a in enumerate(mods) for b in mods[i + 1:]]
     return _unique(lambda: next((c for c in candidates if c.lower() not in used), f"{candidates[-1]} {len(used)}"), used)
 
-# %% ../nbs/01b_toyworld.ipynb #17b8ae8e
+# %% ../nbs/01b_toyworld.ipynb #ce2eeaf5
 @dataclass
 class WorldDesign:
     "The world before any file is written: species table, latents, phenotypes, trait labels, SSW60 species."
@@ -335,7 +335,7 @@ def design_world(config: ToyWorldConfig) -> WorldDesign:
               for z, lk, vc, k, s in zip(Z, looks, voices, tree.klass, sci)]
     return WorldDesign(config, species, Z, looks, voices, traits, _pick_ssw60(species, config.ssw60_species, rng))
 
-# %% ../nbs/01b_toyworld.ipynb #57bf04dd
+# %% ../nbs/01b_toyworld.ipynb #40fcb356
 # habitat scene: sky colour, ground colour, stripe angle (degrees), stripe frequency, stripe colour
 _SCENES = {
     "forest":     ((0.45, 0.58, 0.38), (0.18, 0.27, 0.12), 90, 5.0, (0.27, 0.18, 0.10)),
@@ -415,7 +415,7 @@ def render_image(look: VisualPhenotype, rng, config: ToyWorldConfig, size=(64, 6
     img = img + rng.normal(0, config.pixel_noise, img.shape)
     return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
 
-# %% ../nbs/01b_toyworld.ipynb #288fab03
+# %% ../nbs/01b_toyworld.ipynb #a13b72e7
 # habitat background noise: AR(1) colour (0 = white .. 0.99 = rumble), hum frequency in Hz (0 = none), slow-swell depth
 _NOISE = {"forest": (0.90, 0, 0.3), "grassland": (0.70, 0, 0.5), "wetland": (0.50, 0, 0.2), "freshwater": (0.30, 0, 0.4),
           "marine": (0.97, 0, 0.8), "desert": (0.95, 0, 0.6), "mountain": (0.93, 0, 0.7), "urban": (0.98, 100, 0.2)}
@@ -477,7 +477,7 @@ def render_clip(voice: AcousticPhenotype, habitat: str, rng, config: ToyWorldCon
     track = _calls(voice, rng, config, sr, n, onset, f0, rate, int(rng.integers(1, config.max_calls + 1)))
     return _mix(track, habitat, rng, sr, config.peak_level, config.snr_db), onset
 
-# %% ../nbs/01b_toyworld.ipynb #d34a99be
+# %% ../nbs/01b_toyworld.ipynb #ef7b705b
 def render_soundscape(design: WorldDesign, members, habitat: str, rng, sr: int, duration_s: float) -> np.ndarray:
     "Several species (indices `members` of `design.species`) calling over a habitat background; float32."
     config, n = design.config, int(round(duration_s * sr))
@@ -499,7 +499,7 @@ def soundscape_members(design: WorldDesign, rng) -> tuple:
     if len(members) < m: members += [int(i) for i in rng.permutation([i for i in seen if i not in members])[:m - len(members)]]
     return habitat, members
 
-# %% ../nbs/01b_toyworld.ipynb #0dc8c375
+# %% ../nbs/01b_toyworld.ipynb #d0146cfb
 def _pcm16(x: np.ndarray) -> np.ndarray: return np.round(np.clip(x, -1, 1) * 32767).astype(np.int16)
 
 def encode_audio(x: np.ndarray, sr: int, fmt: str) -> bytes:
@@ -532,7 +532,7 @@ class _FileSet:
         path.write_bytes(data)
         self.files[rel] = sha256_hex(data)
 
-# %% ../nbs/01b_toyworld.ipynb #de79ea31
+# %% ../nbs/01b_toyworld.ipynb #80ee922a
 GENERATOR = "biovita_nb.toyworld"
 TOYWORLD_FORMAT = 1        # bump when the generator's output changes for an unchanged config: stale caches are rebuilt
 SSW60_SAMPLE_RATE, SSW60_CLIP_S = 22050, 10.0
@@ -580,7 +580,7 @@ def _write_focal(fs: _FileSet, design: WorldDesign, progress: bool) -> tuple:
     return (pd.DataFrame(audio_rows).sort_values("id", ignore_index=True),
             pd.DataFrame(image_rows).sort_values("id", ignore_index=True))
 
-# %% ../nbs/01b_toyworld.ipynb #3d483507
+# %% ../nbs/01b_toyworld.ipynb #d7f779b2
 def _write_soundscapes(fs: _FileSet, design: WorldDesign) -> pd.DataFrame:
     "Soundscape clips and their table (species present, ';'-joined)."
     c, names = design.config, design.species.scientific_name
@@ -597,7 +597,7 @@ def _write_soundscapes(fs: _FileSet, design: WorldDesign) -> pd.DataFrame:
                          sample_rate=c.soundscape_sample_rate, duration_s=round(len(x) / c.soundscape_sample_rate, 4)))
     return pd.DataFrame(rows, columns=["id", "file_name", "split", "species", "sample_rate", "duration_s"])
 
-# %% ../nbs/01b_toyworld.ipynb #d447b259
+# %% ../nbs/01b_toyworld.ipynb #0d13969f
 def _write_ssw60(fs: _FileSet, design: WorldDesign) -> dict:
     "SSW60-style subset: taxa table, 10 s 22,050 Hz WAV recordings, NABirds- and iNat-style JPEG photos. Returns row counts."
     c, sp = design.config, design.species.set_index("scientific_name")
@@ -636,7 +636,7 @@ def _traits_frame(design: WorldDesign) -> pd.DataFrame:
     return pd.DataFrame([{"scientific_name": s, **{k: as_text(v) for k, v in t.items()}}
                          for s, t in zip(design.species.scientific_name, design.traits)], columns=["scientific_name", *TRAIT_NAMES])
 
-# %% ../nbs/01b_toyworld.ipynb #2f31bdc8
+# %% ../nbs/01b_toyworld.ipynb #55600309
 def _generate(out: Path, config: ToyWorldConfig, progress: bool = True) -> dict:
     "Write the whole world of `config` into the empty folder `out`; returns the manifest (also written last)."
     from biovita_nb import __version__
@@ -661,7 +661,7 @@ def _generate(out: Path, config: ToyWorldConfig, progress: bool = True) -> dict:
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
 
-# %% ../nbs/01b_toyworld.ipynb #50981408
+# %% ../nbs/01b_toyworld.ipynb #2624894b
 @dataclass(frozen=True, eq=False)
 class ToyWorld:
     "A generated world on disk: where it is, what made it, what is in it."
@@ -708,7 +708,7 @@ def _open_world(root: Path, m: dict, reused: bool) -> ToyWorld:
                     tuple(species.scientific_name[species.status == "seen"]),
                     tuple(species.scientific_name[species.status == "unseen"]), m["counts"], reused)
 
-# %% ../nbs/01b_toyworld.ipynb #37e29b91
+# %% ../nbs/01b_toyworld.ipynb #9719de9d
 def _swap_in(tmp: Path, root: Path):
     "Make the finished folder `tmp` the world at `root` with renames only."
     if not root.exists():
@@ -749,7 +749,7 @@ def make_toyworld(root=None, config: ToyWorldConfig | None = None, *, overwrite:
         shutil.rmtree(tmp, ignore_errors=True)
     return _open_world(root, _read_manifest(root), reused=False)
 
-# %% ../nbs/01b_toyworld.ipynb #2aa005ba
+# %% ../nbs/01b_toyworld.ipynb #02447cc5
 def load_toyworld(root) -> ToyWorld:
     "Open an existing world at `root` (its config is read from the manifest)."
     root = Path(root).expanduser().absolute()

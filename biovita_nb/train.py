@@ -139,7 +139,7 @@ def phase2_loss(l_at, l_ai, l_it, w: Phase2Weights):
     hinge = (l_at - w.threshold).clamp(min=0) if w.threshold is not None else l_at * 0
     return l_at + w.ai * l_ai + w.it * l_it + w.hinge * hinge
 
-# %% ../nbs/04_train.ipynb #380d3d08
+# %% ../nbs/04_train.ipynb #239f6019
 import time
 import numpy as np
 import pandas as pd
@@ -149,15 +149,15 @@ from pathlib import Path
 from torch import nn
 from typing import Callable, Sequence
 
-# %% ../nbs/04_train.ipynb #5c3d1adf
-from .core import cache_dir, cache_lock, config_hash, load_json, save_json, seed_everything, provenance
+# %% ../nbs/04_train.ipynb #10ff131c
+from .core import build_threads, cache_dir, cache_lock, config_hash, load_json, save_json, seed_everything, provenance
 from .taxonomy import PromptSampler, Taxon, training_prompts
 from .data import AudioConfig, Corpus, item_seed, load_audio, random_crop, image_tensor
 from .contrastive import (Checkpointer, FitResult, TextEmbeddingCache, clip_loss, ddp_loss_scale, fit,
                                     gather_with_grad, rank, world_size)
 from .models import BioVITA, ClapFrontEnd
 
-# %% ../nbs/04_train.ipynb #266f6448
+# %% ../nbs/04_train.ipynb #154181e9
 def unwrap(model: nn.Module) -> nn.Module:
     "The module inside a DDP wrapper (or the model itself)."
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
@@ -199,7 +199,7 @@ class AudioFeatureSource:
         feats = [self.fixed.get(int(r.id)) or fresh[int(r.id)] for r in rows]
         return {k: torch.stack([f[k] for f in feats]) for k in feats[0]}
 
-# %% ../nbs/04_train.ipynb #15c6e112
+# %% ../nbs/04_train.ipynb #4dbb1138
 def prompt_cache(model: BioVITA, tokenizer: Callable, taxa: Sequence[Taxon], device="cpu", batch_size: int = 256) -> TextEmbeddingCache:
     "Joint-space embeddings of every BioVITA training prompt of `taxa`, encoded once by the frozen text tower."
     texts = [p for t in taxa for p in training_prompts(t)]
@@ -217,7 +217,7 @@ def image_embeddings(model: BioVITA, preprocess: Callable, corpus: Corpus, items
         out.append(model.encode_image(px.to(device)).float())
     return torch.cat(out) if out else torch.empty(0)
 
-# %% ../nbs/04_train.ipynb #2c4fb7e3
+# %% ../nbs/04_train.ipynb #2ce4e2de
 TEXT_TRAINABLE = ("oc_model.transformer.", "oc_model.token_embedding.")
 
 def audio_late_prefixes(model: BioVITA) -> tuple:
@@ -239,7 +239,7 @@ def set_trainable(model: nn.Module, prefixes: Sequence[str]) -> list:
 def params_with(model: nn.Module, prefixes: Sequence[str]) -> list:
     return [p for n, p in unwrap(model).named_parameters() if any(n.startswith(pre) for pre in prefixes)]
 
-# %% ../nbs/04_train.ipynb #72f6aeee
+# %% ../nbs/04_train.ipynb #1c000f6d
 @dataclass
 class TrainingSet:
     corpus: Corpus
@@ -264,13 +264,13 @@ def _local(rows: np.ndarray, batch_per_device: int) -> np.ndarray:
     "This rank's contiguous slice of a global batch (so that gathering restores the global order)."
     return rows[rank() * batch_per_device:(rank() + 1) * batch_per_device]
 
-# %% ../nbs/04_train.ipynb #850e0706
+# %% ../nbs/04_train.ipynb #6a93b557
 def freeze_norm_stats(model: nn.Module):
     "Put every BatchNorm of the CLAP audio model in eval mode (pretrained running statistics)."
     for m in unwrap(model).clap_audio.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm): m.eval()
 
-# %% ../nbs/04_train.ipynb #01cb65d2
+# %% ../nbs/04_train.ipynb #a88e3b7a
 def _prompts_for(data: TrainingSet, sampler: PromptSampler, rows: np.ndarray, epoch: int, items: pd.DataFrame) -> list:
     return [sampler(data.taxa[int(s)], epoch, int(i)) for s, i in zip(items.species_index.to_numpy()[rows], items.id.to_numpy()[rows])]
 
@@ -311,7 +311,7 @@ def train_stage1(model: BioVITA, tokenizer: Callable, data: TrainingSet, cfg: St
     res.front_end_clips = audio.front_end_clips
     return res
 
-# %% ../nbs/04_train.ipynb #81e1014c
+# %% ../nbs/04_train.ipynb #c58520e7
 def _triplet_batches(data: TrainingSet, cfg: Stage2Config, epoch: int) -> list:
     from biovita_nb.data import stage2_triplets
     t = stage2_triplets(data.audio.species_index.to_numpy(), data.image.species_index.to_numpy(), cfg.seed, epoch,
@@ -393,7 +393,7 @@ def train_stage2(model: BioVITA, tokenizer: Callable, preprocess: Callable, data
     set_trainable(model, ())
     return dict(phase1=p1, phase2=p2)
 
-# %% ../nbs/04_train.ipynb #bf081720
+# %% ../nbs/04_train.ipynb #92bdc9a2
 @torch.no_grad()
 def embed_items(model: BioVITA, corpus: Corpus, items: pd.DataFrame, modality: str, preprocess=None,
                 front_end: ClapFrontEnd | None = None, device="cpu", batch_size: int = 32) -> torch.Tensor:
@@ -426,7 +426,7 @@ def alignment_report(model: BioVITA, tokenizer: Callable, preprocess: Callable, 
     return {"A->T": _top1(ea, a.species_index.to_numpy(), t, ts), "A->I": _top1(ea, a.species_index.to_numpy(), ei, i.species_index.to_numpy()),
             "I->T": _top1(ei, i.species_index.to_numpy(), t, ts), "n_audio": len(a), "n_image": len(i), "n_species": len(sp)}
 
-# %% ../nbs/04_train.ipynb #bb6d9dfd
+# %% ../nbs/04_train.ipynb #6dd289a6
 import copy
 from .data import read_corpus
 from .models import load_biovita, save_biovita
@@ -456,7 +456,7 @@ def train_biovita(standins, stage1: Stage1Config | None = None, stage2: Stage2Co
     key = dict(bioclip=standins.bioclip.commit, clap=standins.laion_clap.commit, world=standins.world.manifest_hash,
                stage1=stage1, stage2=stage2)
     root = Path(root or cache_dir("biovita", key))
-    with cache_lock(root): return _train_biovita(standins, stage1, stage2, root, key, device, progress)
+    with cache_lock(root), build_threads(): return _train_biovita(standins, stage1, stage2, root, key, device, progress)
 
 def _train_biovita(standins, stage1, stage2, root: Path, key: dict, device, progress) -> BioVITARun:
     data = TrainingSet.from_corpus(read_corpus(standins.world.root))
@@ -473,7 +473,7 @@ def _train_biovita(standins, stage1, stage2, root: Path, key: dict, device, prog
     h2, s2 = _stage(m2, root / "stage2.safetensors", root / "stage2_history.json", run2, dict(meta, stage="stage2"))
     return BioVITARun(root, m1.eval(), m2.eval(), {"stage1": h1, **h2}, {"stage1": s1, "stage2": s2})
 
-# %% ../nbs/04_train.ipynb #1f4be32b
+# %% ../nbs/04_train.ipynb #a1019301
 from .core import atomic_torch_save
 from .models import save_open_clip
 
