@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Callable
 
 # %% auto #0
-__all__ = ['AUDIO_EXTENSIONS', 'IMAGE_EXTENSIONS', 'ITEM_COLUMNS', 'TOY_MODELS', 'CLIError', 'say', 'existing', 'positive',
-           'command', 'build_parser', 'main', 'cmd_toyworld', 'add_toyworld', 'media_modality', 'benchmark_splits',
-           'embed_inputs', 'Embedder', 'open_clip_embedder', 'clap_embedder', 'biovita_embedder', 'toy_standins',
-           'toy_biovita', 'toy_embedder', 'model_kind', 'source_embedder', 'embed_items', 'stored_rows',
+__all__ = ['AUDIO_EXTENSIONS', 'IMAGE_EXTENSIONS', 'ITEM_COLUMNS', 'TOY_MODELS', 'CELL_FLAGS', 'CLIError', 'say', 'existing',
+           'positive', 'command', 'build_parser', 'main', 'cmd_toyworld', 'add_toyworld', 'media_modality',
+           'benchmark_splits', 'embed_inputs', 'Embedder', 'open_clip_embedder', 'clap_embedder', 'biovita_embedder',
+           'toy_standins', 'toy_biovita', 'toy_embedder', 'model_kind', 'source_embedder', 'embed_items', 'stored_rows',
            'write_embeddings', 'cmd_embed', 'add_embed', 'cmd_benchmark_build', 'load_features', 'cmd_benchmark_eval',
            'add_benchmark', 'cmd_distill', 'add_distill', 'distributed', 'pretrained_parts', 'cmd_train', 'add_train',
-           'find_notebooks', 'notebook_parameters', 'run_notebooks', 'cmd_reproduce', 'add_reproduce']
+           'find_notebooks', 'notebook_parameters', 'cell_flags', 'default_flags', 'run_notebooks', 'cmd_reproduce',
+           'add_reproduce']
 
 # %% ../nbs/09_cli.ipynb #4e0fcd9b
 import numpy as np
@@ -703,7 +704,7 @@ def add_train(sub, common):
     p.add_argument("--export", action="store_true", help="also write the release layout (open_clip repo + clap_weights.pth)")
     p.set_defaults(run=cmd_train)
 
-# %% ../nbs/09_cli.ipynb #738ee6b9
+# %% ../nbs/09_cli.ipynb #18d99b87
 def find_notebooks(nbs, only=None) -> list:
     "The numbered notebooks of `nbs` in order (00_..., 01b_..., 05_...), those starting with one of `only` if given."
     nbs = sorted(p for p in Path(nbs).glob("*.ipynb") if p.name[:1].isdigit())
@@ -715,21 +716,49 @@ def notebook_parameters(path, values: dict) -> dict:
     declared = pm.inspect_notebook(str(path))
     return {k: v for k, v in values.items() if k in declared}
 
-def run_notebooks(notebooks, runs, values: dict, cwd, progress: bool = True) -> list:
-    "Execute `notebooks` in order with papermill (in `cwd`), copies to `runs`; returns (name, seconds) per notebook."
+CELL_FLAGS = ("slow", "gpu", "hub")      # settings.ini's tst_flags: cells that need time, a GPU or the hub
+
+def cell_flags(source: str) -> set:
+    "The flags among `CELL_FLAGS` that a cell's `#| ...` directive lines carry."
+    return {line[2:].strip() for line in source.splitlines() if line.startswith("#|")} & set(CELL_FLAGS)
+
+def default_flags(preset: str) -> tuple:
+    "Flagged cells `reproduce` runs: slow ones always, GPU ones where there is a GPU, hub ones with the paper preset."
+    import torch
+    return ("slow", *(("gpu",) if torch.cuda.is_available() else ()), *(("hub",) if preset == "paper" else ()))
+
+def _without_flagged(nb_path: Path, flags) -> tuple:
+    "The notebook with every cell flagged outside `flags` emptied (as nbdev_test skips them), and their sources by cell id."
+    import nbformat
+    nb, held = nbformat.read(nb_path, as_version=4), {}
+    for c in nb.cells:
+        missing = cell_flags(c.source) - set(flags) if c.cell_type == "code" else set()
+        if missing:
+            held[c.id] = c.source
+            c.source = f"# not run: a {'/'.join(sorted(missing))} cell (biovita reproduce --flags {' '.join(sorted(missing))})"
+    return nb, held
+
+def run_notebooks(notebooks, runs, values: dict, cwd, progress: bool = True, flags=CELL_FLAGS) -> list:
+    """Execute `notebooks` in order with papermill (in `cwd`), copies to `runs`; returns (name, seconds) per notebook.
+    Cells flagged with a `CELL_FLAGS` entry not in `flags` are not run; the executed copy shows their source."""
     import time
-    import papermill as pm
+    import nbformat, papermill as pm
     runs = Path(runs); runs.mkdir(parents=True, exist_ok=True)
     done = []
     for nb in notebooks:
         params, dest, t0 = notebook_parameters(nb, values), runs / nb.name, time.perf_counter()
         say(f"{nb.name} {params or '(no parameters cell)'}")
-        try: pm.execute_notebook(str(nb), str(dest), parameters=params, cwd=str(cwd), progress_bar=progress, kernel_name="python3")
+        todo, held = _without_flagged(nb, flags)
+        try: pm.execute_notebook(todo, str(dest), parameters=params, cwd=str(cwd), progress_bar=progress, kernel_name="python3")
         except pm.PapermillExecutionError as e:
             raise RuntimeError(f"{nb.name} failed in cell {e.exec_count}: {e.ename}: {((e.evalue or '').strip().splitlines() or [''])[0]}; "
                                f"executed copy: {dest}") from None
+        if held:
+            out = nbformat.read(dest, as_version=4)
+            for c in out.cells: c.source = held.get(c.get("id"), c.source)
+            nbformat.write(out, dest)
         done.append((nb.name, time.perf_counter() - t0))
-        say(f"  done in {done[-1][1]:.0f} s -> {dest}")
+        say(f"  done in {done[-1][1]:.0f} s -> {dest}" + (f" ({len(held)} flagged cell(s) not run)" if held else ""))
     return done
 
 def cmd_reproduce(args):
@@ -742,7 +771,8 @@ def cmd_reproduce(args):
         notebooks = find_notebooks(nbs, args.only)
         if not notebooks: raise CLIError(f"{nbs} has no numbered notebooks{' matching --only' if args.only else ''}", "check --nbs / --only")
         figures.mkdir(parents=True, exist_ok=True)
-        done = run_notebooks(notebooks, runs, values, nbs.absolute(), progress=not args.quiet)
+        flags = default_flags(args.preset) if args.flags is None else tuple(args.flags)
+        done = run_notebooks(notebooks, runs, values, nbs.absolute(), progress=not args.quiet, flags=flags)
         say(f"ran {len(done)} notebook(s) in {sum(t for _, t in done):.0f} s; executed copies in {runs}, tables and figures in {figures}")
         return
     try: from biovita_nb.pipeline import MainJobConfig, run_main_job
@@ -767,4 +797,6 @@ def add_reproduce(sub, common):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", type=positive, default=64, help="feature-extraction batch size (default 64)")
+    p.add_argument("--flags", nargs="*", choices=CELL_FLAGS, default=None,
+                   help="flagged cells to run (default: slow; gpu with a GPU; hub with --preset paper)")
     p.set_defaults(run=cmd_reproduce)
