@@ -158,6 +158,21 @@ def test_train_stage1_single_process_and_torchrun(small_world, tmp_path):
     assert all(torch_equal(one[k], start[k]) for k in one if k.startswith("oc_model."))     # BioCLIP 2 stays frozen
 
 
+def test_train_stage2_from_stage1(small_world, tmp_path):
+    common = ["--corpus", small_world, "--epochs", "1", "--batch-size", "8", "--quiet", "--out", tmp_path]
+    biovita("train", "stage1", *common, check=0)
+    r = biovita("train", "stage2", *common, check=0)                              # --init: <out>/stage1.safetensors
+    hist = json.loads((tmp_path / "stage2_history.json").read_text())
+    assert len(hist["phase1"]) > 0 and len(hist["phase2"]) > 0, hist
+    assert {"l_at", "l_ai", "l_it", "gate", "lambda_ai"} <= set(hist["phase2"][0])
+    s1, s2 = _weights(tmp_path / "stage1.safetensors"), _weights(tmp_path / "stage2.safetensors")
+    assert all(bool(w.isfinite().all()) for w in s2.values())
+    assert all(torch_equal(s1[k], s2[k]) for k in s1 if k.startswith("oc_model.visual."))   # the image tower never trains
+    moved = lambda prefix: any(not torch_equal(s1[k], s2[k]) for k in s1 if k.startswith(prefix))
+    assert moved("audio_adapter.") and moved("oc_model.transformer.")                       # phase 2 tunes the text tower
+    assert "steps, final loss" in r.stdout
+
+
 def _notebook(path, *cells, params=None):
     import nbformat
     nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "python3", "language": "python"}})
