@@ -217,58 +217,58 @@ def embed_inputs(input_path, root=None) -> tuple[pd.DataFrame, int]:
     if items.empty: raise CLIError(f"input {p} holds nothing to embed", f"audio {AUDIO_EXTENSIONS}, images {IMAGE_EXTENSIONS} or names")
     return items.reset_index(drop=True), ignored
 
-# %% ../nbs/09_cli.ipynb #0794e317
+# %% ../nbs/09_cli.ipynb #5290d265
 @dataclass
 class Embedder:
-    "A model as per-modality `load` (one source -> input) and `encode` (batch -> (B, dim)) functions, with its fingerprint."
+    "A model as `pipeline.Encoder`s (one per modality: how a file or text is loaded, prepared and encoded), with its fingerprint."
     name: str
     dim: int
     fingerprint: object          # models.FeatureFingerprint of the features it writes
-    load: dict                   # modality ('audio', 'image', 'text') -> callable(source)
-    encode: dict                 # modality -> callable(batch) -> tensor
+    encoders: dict               # modality ('audio', 'image', 'text') -> pipeline.Encoder
     record: dict                 # model ids / revisions, for the record
 
     @property
-    def modalities(self) -> tuple: return tuple(self.encode)
+    def modalities(self) -> tuple: return tuple(self.encoders)
 
-def _audio_loader():
-    from biovita_nb.data import audio_clip
-    return lambda path: audio_clip(path, crop="onset")
+    def load(self, modality: str, source):
+        "One item's input: a decoded file (audio, image) or the text itself."
+        enc = self.encoders[modality]
+        return enc.load(source) if enc.load is not None else source
+
+    def encode(self, modality: str, batch):
+        "(B, dim) embeddings of a batch of loaded items."
+        enc = self.encoders[modality]
+        return enc.encode(enc.prepare(batch) if enc.prepare is not None else batch)
 
 def open_clip_embedder(bundle, device="cpu") -> Embedder:
     "Images and texts with an open_clip model (`models.OpenClipBundle`, e.g. BioCLIP 2)."
-    from biovita_nb.data import image_tensor
     from biovita_nb.models import FeatureFingerprint
+    from biovita_nb.pipeline import bioclip_encoders
     m = bundle.model.to(device).eval()
     fp = FeatureFingerprint.of(f"open_clip:{bundle.source}", bundle.commit or bundle.revision, m,
                                dict(image=bundle.config.get("preprocess_cfg"), text="as given"))
-    return Embedder(f"open_clip:{bundle.source}", bundle.embed_dim, fp,
-                    dict(image=lambda p: image_tensor(p, bundle.preprocess), text=str),
-                    dict(image=m.encode_image, text=lambda t: m.encode_text(bundle.tokenizer(list(t)).to(device))),
+    return Embedder(f"open_clip:{bundle.source}", bundle.embed_dim, fp, bioclip_encoders("open_clip", bundle),
                     dict(bioclip=bundle.record()))
 
 def clap_embedder(bundle, device="cpu") -> Embedder:
     "Audio and texts with a CLAP model (`models.ClapBundle`: LAION CLAP, BioLingual)."
-    from biovita_nb.models import ClapFrontEnd, FeatureFingerprint, clap_audio_embeddings, clap_text_embeddings
-    fe = ClapFrontEnd.from_feature_extractor(bundle.processor.feature_extractor).to(device)
+    from biovita_nb.models import ClapFrontEndConfig, FeatureFingerprint
+    from biovita_nb.pipeline import clap_encoders
     m = bundle.model.to(device).eval()
+    front_end = ClapFrontEndConfig.from_feature_extractor(bundle.processor.feature_extractor)   # what clap_encoders runs
     fp = FeatureFingerprint.of(f"clap:{bundle.source}", bundle.commit or bundle.revision, m,
-                               dict(front_end=fe.config, crop="onset", text="as given"))
-    return Embedder(f"clap:{bundle.source}", bundle.projection_dim, fp, dict(audio=_audio_loader(), text=str),
-                    dict(audio=lambda w: clap_audio_embeddings(m, **fe(w)), text=lambda t: clap_text_embeddings(bundle, t)),
-                    dict(clap=bundle.record()))
+                               dict(front_end=front_end, crop="onset", text="as given"))
+    return Embedder(f"clap:{bundle.source}", bundle.projection_dim, fp, clap_encoders("clap", bundle), dict(clap=bundle.record()))
 
-def biovita_embedder(model, tokenizer, preprocess, image_preprocess: dict, records: dict, name: str, device="cpu") -> Embedder:
-    "Audio, images and texts with a BioVITA model (`models.BioVITA`) in its joint space."
-    from biovita_nb.data import image_tensor
-    from biovita_nb.models import ClapFrontEnd, biovita_encoders, biovita_fingerprint
-    fe = ClapFrontEnd().to(device)
+def biovita_embedder(model, image_text, records: dict, name: str, device="cpu") -> Embedder:
+    "Audio, images and texts with a BioVITA model (`models.BioVITA`) in its joint space (`image_text`: the open_clip bundle)."
+    from biovita_nb.models import ClapFrontEnd, biovita_fingerprint
+    from biovita_nb.pipeline import joint_encoders
     model = model.to(device).eval()
-    return Embedder(name, model.joint_dim, biovita_fingerprint(model, records, fe, image_preprocess),
-                    dict(audio=_audio_loader(), image=lambda p: image_tensor(p, preprocess), text=str),
-                    biovita_encoders(model, fe, tokenizer), records)
+    fp = biovita_fingerprint(model, records, ClapFrontEnd(), image_text.config.get("preprocess_cfg", {}))  # joint_encoders' front end
+    return Embedder(name, model.joint_dim, fp, joint_encoders("biovita", model, image_text), records)
 
-# %% ../nbs/09_cli.ipynb #d0c93a3b
+# %% ../nbs/09_cli.ipynb #c4726ee7
 TOY_MODELS = ("bioclip", "clap", "biolingual", "biovita-stage1", "biovita-stage2")
 
 @functools.cache
@@ -291,8 +291,7 @@ def toy_embedder(name: str, device="cpu") -> Embedder:
     if name in ("clap", "biolingual"): return clap_embedder(s.laion_clap if name == "clap" else s.biolingual, device)
     run = toy_biovita()
     model = run.stage1 if name == "biovita-stage1" else run.stage2
-    return biovita_embedder(model, s.bioclip.tokenizer, s.bioclip.preprocess, s.bioclip.config["preprocess_cfg"],
-                            dict(bioclip=s.bioclip.record(), clap=s.laion_clap.record()), f"toy {name}", device)
+    return biovita_embedder(model, s.bioclip, dict(bioclip=s.bioclip.record(), clap=s.laion_clap.record()), f"toy {name}", device)
 
 def model_kind(folder: Path) -> str:
     "What a model folder holds: 'biovita-release', 'open_clip' or 'clap'."
@@ -317,10 +316,9 @@ def source_embedder(source: str, revision=None, clap_source=None, clap_revision=
     model, oc, rep = models.load_biovita_release(folder, folder / "clap_weights.pth", clap_source, oc_revision=revision,
                                                  clap_revision=clap_revision, cache_dir=hub_cache)
     records = dict(bioclip=oc.record(), clap=dict(source=str(clap_source), revision=clap_revision, commit=None))
-    return biovita_embedder(model, oc.tokenizer, oc.preprocess, oc.config.get("preprocess_cfg", {}), records,
-                            f"biovita:{source}", device)
+    return biovita_embedder(model, oc, records, f"biovita:{source}", device)
 
-# %% ../nbs/09_cli.ipynb #51f2ded5
+# %% ../nbs/09_cli.ipynb #d600c0de
 def _collate(xs: list):
     import torch
     return torch.stack(xs) if isinstance(xs[0], torch.Tensor) else list(xs)
@@ -335,14 +333,14 @@ def embed_items(items: pd.DataFrame, embedder: Embedder, store, *, batch_size: i
     report = SkipReport()
     for modality, rows in items.groupby("modality", sort=True):
         kind = modality.split(".")[0]                      # 'text.genus' is embedded as text
-        load, source = embedder.load[kind], dict(zip(rows.id.tolist(), rows.source))
+        source = dict(zip(rows.id.tolist(), rows.source))
         def load_batch(ids):
             kept, xs = [], []
             for i in ids:
-                try: xs.append(load(source[i])); kept.append(i)
+                try: xs.append(embedder.load(kind, source[i])); kept.append(i)
                 except MediaError as e: record_media_error(on_error, report, e)
             return kept, (_collate(xs) if xs else None)
-        def encode(x): return torch.zeros(0, embedder.dim, device=device) if x is None else embedder.encode[kind](x)
+        def encode(x): return torch.zeros(0, embedder.dim, device=device) if x is None else embedder.encode(kind, x)
         res = extract_features(store, modality, rows.id.tolist(), load_batch, encode, batch_size=batch_size, device=device,
                                on_error=on_error, progress=progress)
         report.extend(SkipReport([s for s in res.skipped.items if s.reason != "not_loaded"]))   # the loader said why
@@ -460,7 +458,7 @@ def add_embed(sub, common):
                    help="an undecodable or missing file: stop (raise, default) or skip it and list it (skip)")
     p.set_defaults(run=cmd_embed)
 
-# %% ../nbs/09_cli.ipynb #28cc4a7c
+# %% ../nbs/09_cli.ipynb #59b2069f
 def cmd_benchmark_build(args):
     corpus_root = existing(args.corpus, "--corpus", "dir", "pass a corpus root with metadata/*.csv, e.g. `biovita toyworld`'s folder")
     out = Path(args.out)
@@ -497,7 +495,7 @@ def load_features(path, on_error: str = "raise", tag: str = "") -> dict:
         out = {}
         for m in store.modalities():
             ids, vecs = store.load(m)
-            f = Features(ids.numpy(), vecs.numpy(), m.split(".")[0], tag or str(path))   # 'text', whatever the level
+            f = Features(ids.numpy(), vecs.numpy(), m, tag or str(path))    # text features keep their level: 'text.genus'
             if m.startswith("text."): out.setdefault("text", {})[m.split(".", 1)[1]] = f
             elif m in ("audio", "image"): out[m] = f
         return out
