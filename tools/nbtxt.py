@@ -6,6 +6,8 @@
 Text form: each cell starts with a header line `%% md` or `%% code`, optionally followed by
 `tags=a,b` (e.g. `%% code tags=parameters`). Everything up to the next header is the cell
 source (trailing blank lines dropped). Outputs are not kept: run the notebook to get them.
+A cell whose source is unchanged keeps its id (nbdev_export stamps ids into the library, so an
+edit does not renumber every cell after it); a new or edited cell gets an id from its source.
 """
 import hashlib, json, re, sys
 from pathlib import Path
@@ -23,7 +25,7 @@ def to_txt(nb_path):
         out.append('')
     return '\n'.join(out)
 
-def from_txt(txt):
+def from_txt(txt, old_cells=()):
     cells, cur = [], None
     for line in txt.splitlines():
         m = HEADER.match(line)
@@ -32,11 +34,17 @@ def from_txt(txt):
             cur = dict(kind=m.group(1), tags=(m.group(2) or '').split(',') if m.group(2) else [], lines=[])
         elif cur is not None: cur['lines'].append(line)
     if cur: cells.append(cur)
-    nb_cells = []
+    old_ids = {}                                                        # source -> ids of the cells that hold it
+    for c in old_cells: old_ids.setdefault(''.join(c['source']), []).append(c['id'])
+    nb_cells, used = [], {i for ids in old_ids.values() for i in ids}
     for i, c in enumerate(cells):
         src = '\n'.join(c['lines']).strip('\n')
         meta = {'tags': c['tags']} if c['tags'] else {}
-        cid = hashlib.sha1(f"{i}:{src}".encode()).hexdigest()[:8]   # stable ids: nbdev_export stamps them into the library
+        if old_ids.get(src): cid = old_ids[src].pop(0)
+        else:
+            cid = hashlib.sha1(f"{i}:{src}".encode()).hexdigest()[:8]
+            while cid in used: cid = hashlib.sha1(cid.encode()).hexdigest()[:8]
+        used.add(cid)
         if c['kind'] == 'md': nb_cells.append(dict(cell_type='markdown', id=cid, metadata=meta, source=src))
         else: nb_cells.append(dict(cell_type='code', execution_count=None, id=cid, metadata=meta, outputs=[], source=src))
     return dict(cells=nb_cells, metadata=dict(kernelspec=dict(display_name='python3', language='python', name='python3')),
@@ -46,6 +54,8 @@ if __name__ == '__main__':
     cmd, *args = sys.argv[1:]
     if cmd == 'to-txt': sys.stdout.write(to_txt(args[0]))
     elif cmd == 'from-txt':
-        nb = from_txt(Path(args[0]).read_text())
-        Path(args[1]).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
+        target = Path(args[1])
+        old = json.loads(target.read_text())['cells'] if target.exists() else ()
+        nb = from_txt(Path(args[0]).read_text(), old)
+        target.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
     else: sys.exit(__doc__)
