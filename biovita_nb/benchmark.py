@@ -21,7 +21,8 @@ __all__ = ['MODALITY_LETTER', 'DIRECTION_NAMES', 'NORM_TOLERANCE', 'QUERY_SKIP_R
            'plot_error_analysis', 'embedding_map_frame', 'plot_embedding_map', 'plot_topk_curves',
            'encode_texts_by_level']
 
-# %% ../nbs/05_benchmark.ipynb #620993c6
+# %% ../nbs/05_benchmark.ipynb #ac326d72
+import numba
 import numpy as np
 import pandas as pd
 import torch
@@ -224,7 +225,7 @@ def _pad(flat, starts, lens, width, fill=-1) -> np.ndarray:
     pos = np.minimum(starts[:, None] + j, max(len(flat) - 1, 0))
     return np.where(j < lens[:, None], flat[pos] if len(flat) else fill, fill)
 
-# %% ../nbs/05_benchmark.ipynb #b22cbcaa
+# %% ../nbs/05_benchmark.ipynb #f5caca69
 def _object_ids(objects: np.ndarray) -> np.ndarray:
     """`id()` of every element of a 1-d object array. In CPython an object's id is its address, and an object array
     is a buffer of those addresses, so they are read in one pass."""
@@ -235,13 +236,24 @@ def _object_ids(objects: np.ndarray) -> np.ndarray:
     pointers = (ctypes.c_size_t * len(objects)).from_address(objects.ctypes.data)
     return np.ctypeslib.as_array(pointers).astype(np.int64)          # a copy, made while `objects` is alive
 
+def _object_codes(objects: np.ndarray) -> np.ndarray:
+    """The distinct objects of a 1-d object array by identity, numbered in order of first appearance (`pd.factorize`
+    of their ids). The ids are factorized as offsets from the lowest, in units of 8 bytes (CPython aligns objects to
+    8): small numbers hash faster than raw addresses."""
+    offsets = _object_ids(objects)
+    if len(offsets): offsets -= offsets.min(); offsets >>= 3
+    return pd.factorize(offsets.astype(np.int32) if offsets.max(initial=0) < 2**31 else offsets)[0]
+
 def _first_appearances(codes: np.ndarray) -> np.ndarray:
     """Position of the first occurrence of each code, for codes numbered 0, 1, ... in order of first appearance (as
-    `pd.factorize` numbers them): where the running maximum of the codes first reaches each code."""
-    running_max = np.maximum.accumulate(codes) if len(codes) else np.zeros(0, np.int64)
-    return np.searchsorted(running_max, np.arange(running_max[-1] + 1 if len(codes) else 0))
+    `pd.factorize` numbers them): where the running maximum of the codes first reaches each code. Every first
+    occurrence comes before the highest code's, so only that prefix is read."""
+    if not len(codes): return np.zeros(0, np.int64)
+    top = codes.max()
+    prefix = codes[:int(np.argmax(codes == top)) + 1]
+    return np.searchsorted(np.maximum.accumulate(prefix), np.arange(top + 1))
 
-# %% ../nbs/05_benchmark.ipynb #ce7e56a4
+# %% ../nbs/05_benchmark.ipynb #25ccb283
 def _names_at(names_col: list, rows, cols) -> np.ndarray:
     "`names_col[rows[i]][cols[i]]` for every i, as an object array."
     rows_ = map(names_col.__getitem__, np.asarray(rows).tolist())
@@ -265,10 +277,10 @@ def _lists_by_taxon(lists: np.ndarray, names: np.ndarray) -> tuple:
 def _distinct_lists(lists: np.ndarray, names_col: list, starts: np.ndarray) -> tuple:
     """Code of each candidate's gallery list, the distinct lists and the taxon of each (where first used): by object
     identity when lists are shared, else by taxon. `lists`: every row's lists back to back, row r from `starts[r]`."""
-    slots, first = pd.factorize(_object_ids(lists))
+    slots = _object_codes(lists)
+    first = _first_appearances(slots)
     if len(first) > len(lists) // 4:                                 # not shared: every list its own object
         return _lists_by_taxon(lists, np.fromiter(chain.from_iterable(names_col), object, len(lists)))
-    first = _first_appearances(slots)
     rows = np.searchsorted(starts, first, side="right") - 1
     return slots, lists[first].tolist(), _names_at(names_col, rows, first - starts[rows]).tolist()
 
@@ -279,7 +291,8 @@ def _correct_positions(names_col: list, correct: list, slots: np.ndarray, list_t
     code_of = dict(zip(list_taxon, range(len(list_taxon))))
     want = np.fromiter(map(code_of.get, correct, repeat(-1)), np.int64, len(correct))
     pos = (slots == want[:, None]).argmax(1) if len(correct) else np.zeros(0, np.int64)
-    odd = np.flatnonzero(_names_at(names_col, np.arange(len(correct)), pos) != np.array(correct, dtype=object))
+    named = map(operator.getitem, names_col, pos.tolist())
+    odd = np.flatnonzero(np.fromiter(map(operator.ne, named, correct), bool, len(correct)))
     pos[odd] = np.fromiter(map(list.index, map(names_col.__getitem__, odd.tolist()), map(correct.__getitem__, odd.tolist())),
                            np.int64, len(odd))
     return pos
@@ -325,7 +338,52 @@ def _feature_lookup(feats: Features, wanted: np.ndarray) -> tuple:
     why = np.where(~found, "missing", np.where(dup[pos], "duplicate_feature_id", np.where(~finite[pos], "non_finite_feature", "")))
     return np.where(why == "", order[pos] if len(sids) else -1, -1), why
 
-# %% ../nbs/05_benchmark.ipynb #ac3fd197
+# %% ../nbs/05_benchmark.ipynb #8e594b7c
+@numba.njit(parallel=True, fastmath={"reassoc", "contract"}, cache=True)
+def _fused_rows(qv, gv, starts, lens, slots, pos, list_order, ranks, wrong):
+    """Compiled scoring, query rows in parallel. Candidate c of row r scores the max dot product of the query `qv[r]`
+    with the items of gallery list u = `slots[r, c]` (rows `starts[u]: starts[u] + lens[u]` of `gv`; -inf for padding
+    or a list without items). Then `ranks[r]`: the rank of candidate `pos[r]`; `wrong[r]`: the top-ranked other
+    candidate (the first of equal maxima; -1 if there is none). Only float sums may be reassociated (`fastmath`), so
+    infinities and comparisons keep their meaning."""
+    R, C = slots.shape
+    for r in numba.prange(R):
+        q = qv[r]
+        scores = np.empty(C, np.float32)
+        for c in range(C):
+            best = np.float32(-np.inf)
+            u = slots[r, c]
+            if u >= 0:
+                for i in range(starts[u], starts[u] + lens[u]):
+                    g = gv[i]
+                    dot = np.float32(0.0)
+                    for k in range(len(q)): dot += q[k] * g[k]
+                    best = max(best, dot)
+            scores[c] = best
+        p = pos[r]
+        mine = scores[p]
+        rank, top = 1, -1
+        for c in range(C):
+            if c == p: continue
+            s = scores[c]
+            if s > mine or (s == mine and (c < p or not list_order)): rank += 1
+            if slots[r, c] >= 0 and (top < 0 or s > scores[top]): top = c
+        ranks[r], wrong[r] = rank, top
+
+def _fused_ranks(qv, gv, lens, slots, correct_pos, ties) -> tuple:
+    """`_fused_rows` on torch's number of threads. Numba's OpenMP pool shares torch's OpenMP settings and resets them
+    when it starts, so torch's thread count is put back afterwards."""
+    R = len(slots)
+    ranks, wrong = np.empty(R, np.int64), np.empty(R, np.int64)
+    threads = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        _fused_rows(np.ascontiguousarray(qv, np.float32), np.ascontiguousarray(gv, np.float32), _starts(lens), lens,
+                    np.ascontiguousarray(slots), np.ascontiguousarray(correct_pos), ties == "list_order", ranks, wrong)
+    finally: torch.set_num_threads(threads)
+    return ranks, wrong
+
+# %% ../nbs/05_benchmark.ipynb #9ef5ef57
 CACHE_CHUNK_ELEMS = 1 << 20     # similarities per matrix product in `segment` scoring (4 MB, read back from cache by the max)
 
 def _segment_scorer(qv_t, gv, lens, slots, device):
@@ -375,30 +433,33 @@ def _gather_scorer(qv_t, gv, lens, slots, device, max_chunk_elems):
     return score
 
 def _rank_scores(score, pos, n_cand, ties) -> tuple:
-    "Rank of the correct candidate (column `pos`) of each row of `score`, and the top-ranked wrong candidate (-1 if none)."
+    """Rank of the correct candidate (column `pos`) of each row of `score`, and the top-ranked wrong candidate (-1 if
+    none). `score` is overwritten."""
     mine = score.gather(1, pos)
     j = torch.arange(score.shape[1], device=score.device)
-    tied = (score == mine) & ((j < pos) if ties == "list_order" else (j != pos))
-    rank = 1 + (score > mine).sum(1) + tied.sum(1)
-    top = score.scatter(1, pos, float("-inf")).max(1)                  # the first of equal maxima
+    ahead = (score > mine) | ((score == mine) & ((j < pos) if ties == "list_order" else (j != pos)))
+    rank = 1 + ahead.sum(1)
+    top = score.scatter_(1, pos, float("-inf")).max(1)                 # the first of equal maxima
     first_wrong = (pos[:, 0] == 0).long()                               # every wrong candidate at -inf: the first one
     wrong = torch.where(torch.isfinite(top.values), top.indices, torch.where(first_wrong < n_cand, first_wrong, -1))
     return rank, wrong
 
-def _ranks(qv, gv, lens, slots, correct_pos, ties, device, max_chunk_elems, method) -> tuple:
+def _ranks(qv, gv, lens, slots, n_cand, correct_pos, ties, device, max_chunk_elems, method) -> tuple:
     """Rank of the correct candidate and position of the top-ranked wrong candidate (-1 if none), per query.
     `gv` holds the usable gallery vectors list by list (list u is rows starts[u]:starts[u] + lens[u])."""
     R, C = slots.shape
     P, G = len(gv), int(lens.max(initial=0))
-    if method == "auto": method = "segment" if P <= 32 * C * max(G, 1) else "gather"
-    if method not in ("segment", "gather"): raise ValueError(f"method must be 'auto', 'segment' or 'gather', not {method!r}")
+    if method == "auto": method = "fused" if device == "cpu" else "segment" if P <= 32 * C * max(G, 1) else "gather"
+    if method not in ("fused", "segment", "gather"):
+        raise ValueError(f"method must be 'auto', 'fused', 'segment' or 'gather', not {method!r}")
+    if method == "fused": return _fused_ranks(qv, gv, lens, slots, correct_pos, ties)
     ranks, wrong = np.empty(R, np.int64), np.empty(R, np.int64)
     if R == 0: return ranks, wrong
     qv_t = torch.from_numpy(qv).to(device)
     score = (_segment_scorer(qv_t, gv, lens, slots, device) if method == "segment"
              else _gather_scorer(qv_t, gv, lens, slots, device, max_chunk_elems))
     pos_t = torch.from_numpy(correct_pos).to(device)[:, None]
-    n_cand = torch.from_numpy((slots >= 0).sum(1)).to(device)
+    n_cand = torch.from_numpy(n_cand).to(device)
     step = max(1, max_chunk_elems // max(C, 1))
     out = torch.empty((min(step, R), C), device=device)
     for a in range(0, R, step):
@@ -450,7 +511,7 @@ class TaskResult:
         "Top-k (%) per taxonomic class of the query (`taxon_class`)."
         return self._breakdown("taxon_class", ks)
 
-# %% ../nbs/05_benchmark.ipynb #2a231314
+# %% ../nbs/05_benchmark.ipynb #e5862def
 def evaluate_task(task: pd.DataFrame | TaskArrays, query: Features, gallery: Features, *, ties: str = "list_order",
                   on_error: OnError = "skip", device: str = "cpu", max_chunk_elems: int = 1 << 20,
                   method: str = "auto") -> TaskResult:
@@ -498,8 +559,8 @@ def evaluate_task(task: pd.DataFrame | TaskArrays, query: Features, gallery: Fea
     # the usable gallery vectors, list after list (an item in two lists appears twice)
     rows = rows_of[tmask]                                    # row-major: list by list, in list order
     gv = gallery.vectors[rows] if len(rows) else np.zeros((0, query.dim), np.float32)
-    ranks, wrong = _ranks(query.vectors[q_rows[kept]], gv, tmask.sum(1), slots, p.correct_pos[kept], ties, device,
-                          max_chunk_elems, method)
+    ranks, wrong = _ranks(query.vectors[q_rows[kept]], gv, tmask.sum(1), slots, p.n_candidates[kept], p.correct_pos[kept],
+                          ties, device, max_chunk_elems, method)
     top_wrong = p.candidate_names(kept, np.maximum(wrong, 0))
     top_wrong[wrong < 0] = None
     queries = pd.DataFrame({"query_id": p.query_ids[kept], "correct_taxon": p.correct_taxon[kept],
