@@ -383,7 +383,7 @@ def _fused_ranks(qv, gv, lens, slots, correct_pos, ties) -> tuple:
     finally: torch.set_num_threads(threads)
     return ranks, wrong
 
-# %% ../nbs/05_benchmark.ipynb #9ef5ef57
+# %% ../nbs/05_benchmark.ipynb #fed86f80
 CACHE_CHUNK_ELEMS = 1 << 20     # similarities per matrix product in `segment` scoring (4 MB, read back from cache by the max)
 
 def _segment_scorer(qv_t, gv, lens, slots, device):
@@ -452,7 +452,9 @@ def _ranks(qv, gv, lens, slots, n_cand, correct_pos, ties, device, max_chunk_ele
     if method == "auto": method = "fused" if device == "cpu" else "segment" if P <= 32 * C * max(G, 1) else "gather"
     if method not in ("fused", "segment", "gather"):
         raise ValueError(f"method must be 'auto', 'fused', 'segment' or 'gather', not {method!r}")
-    if method == "fused": return _fused_ranks(qv, gv, lens, slots, correct_pos, ties)
+    if method == "fused":
+        if device != "cpu": raise ValueError(f"method 'fused' runs on the CPU; for device {device!r} use 'segment' or 'gather'")
+        return _fused_ranks(qv, gv, lens, slots, correct_pos, ties)
     ranks, wrong = np.empty(R, np.int64), np.empty(R, np.int64)
     if R == 0: return ranks, wrong
     qv_t = torch.from_numpy(qv).to(device)
