@@ -11,13 +11,13 @@ from typing import Callable
 
 # %% auto #0
 __all__ = ['AUDIO_EXTENSIONS', 'IMAGE_EXTENSIONS', 'ITEM_COLUMNS', 'TOY_MODELS', 'CELL_FLAGS', 'CLIError', 'say', 'existing',
-           'positive', 'command', 'build_parser', 'main', 'cmd_toyworld', 'add_toyworld', 'media_modality',
-           'benchmark_splits', 'embed_inputs', 'Embedder', 'open_clip_embedder', 'clap_embedder', 'biovita_embedder',
-           'toy_standins', 'toy_biovita', 'toy_embedder', 'model_kind', 'source_embedder', 'embed_items', 'stored_rows',
-           'write_embeddings', 'cmd_embed', 'add_embed', 'cmd_benchmark_build', 'load_features', 'cmd_benchmark_eval',
-           'add_benchmark', 'cmd_distill', 'add_distill', 'distributed', 'pretrained_parts', 'cmd_train', 'add_train',
-           'find_notebooks', 'notebook_parameters', 'cell_flags', 'default_flags', 'run_notebooks', 'cmd_reproduce',
-           'add_reproduce']
+           'positive', 'command', 'build_parser', 'main', 'cmd_env', 'add_env', 'cmd_toyworld', 'add_toyworld',
+           'media_modality', 'benchmark_splits', 'embed_inputs', 'Embedder', 'open_clip_embedder', 'clap_embedder',
+           'biovita_embedder', 'toy_standins', 'toy_biovita', 'toy_embedder', 'model_kind', 'source_embedder',
+           'embed_items', 'stored_rows', 'write_embeddings', 'cmd_embed', 'add_embed', 'cmd_benchmark_build',
+           'load_features', 'cmd_benchmark_eval', 'add_benchmark', 'cmd_distill', 'add_distill', 'distributed',
+           'pretrained_parts', 'cmd_train', 'add_train', 'find_notebooks', 'notebook_parameters', 'cell_flags',
+           'default_flags', 'run_notebooks', 'cmd_reproduce', 'add_reproduce']
 
 # %% ../nbs/09_cli.ipynb #4e0fcd9b
 import numpy as np
@@ -110,6 +110,22 @@ def main(argv: list | None = None) -> int:
         print(f"biovita {args.command}: failed: {_one_line(e)}" + ("" if args.debug else " (--debug for the traceback)"),
               file=sys.stderr)
         return 1
+
+# %% ../nbs/09_cli.ipynb #42923eb6
+def cmd_env(args):
+    from biovita_nb.env import main as env_main
+    if env_main((["--check"] if args.check else []) + (["--json"] if args.json else [])):
+        raise RuntimeError("the installed stack is broken: see the report above for the fix")
+
+@command
+def add_env(sub, common):
+    p = sub.add_parser("env", parents=[common], help="check the installed stack; print versions, devices, cache",
+                       description="Check that torch, torchaudio, torchvision, open_clip, transformers, soundfile and numba "
+                                   "load and run, at the versions this package pins, and print the environment report "
+                                   "(versions, CUDA/MPS, cache location and size, hub offline or not).")
+    p.add_argument("--check", action="store_true", help="only the stack check (exit 1 if broken)")
+    p.add_argument("--json", action="store_true", help="the report as JSON")
+    p.set_defaults(run=cmd_env)
 
 # %% ../nbs/09_cli.ipynb #ba564e32
 def cmd_toyworld(args):

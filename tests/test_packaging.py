@@ -72,6 +72,8 @@ def test_installed_wheel_works_outside_the_repo(venv, tmp_path):
     r = ok(run([bin_ / "python", "-c", "import biovita_nb, biovita_nb.cli, biovita_nb.benchmark; print(biovita_nb.__file__)"], cwd=tmp_path))
     assert Path(r.stdout.strip()).is_relative_to(venv), r.stdout            # the installed copy, not the repo's
     assert "usage: biovita train" in ok(run([bin_ / "biovita", "train", "--help"], cwd=tmp_path)).stdout
+    r = ok(run([bin_ / "biovita", "env"], cwd=tmp_path))                   # the stack a plain `pip install` resolves loads
+    assert "stack: ok" in r.stdout and "cache: " in r.stdout, r.stdout
 
 
 def test_toy_main_job_from_the_installed_package(venv, tmp_path):
