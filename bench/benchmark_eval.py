@@ -5,8 +5,8 @@
 One synthetic task in the authors' format: `--queries` rows of `--candidates` candidate taxa, each
 taxon with 1..5 gallery items (its gallery list is the same in every row, as in the released
 benchmark), features quantised so that every dot product is exact in float32 (both sides must then
-agree bit for bit, ties included). The task is written with `biovita_nb.data.write_benchmark` and
-read back with `biovita_nb.data.read_benchmark`, which validates every row and returns the JSON
+agree bit for bit, ties included). The task is written with `biovita_nb.formats.write_benchmark` and
+read back with `biovita_nb.formats.read_benchmark`, which validates every row and returns the JSON
 columns as Python lists. Reading is shared by both sides and timed on its own.
 
 Both sides start from that frame (Python lists) and the features, and produce, for every query,
@@ -32,9 +32,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from biovita_nb.data import BenchmarkFolder, read_benchmark, write_benchmark
-from biovita_nb.benchmark import Features, evaluate_task, task_arrays
-
+from biovita_nb.formats import BenchmarkFolder, read_benchmark, write_benchmark
+from biovita_nb.evaluate import Features, evaluate_task, task_arrays
 GOAL = 50
 
 
@@ -117,7 +116,7 @@ def main():
     print(f"task: {a.queries} queries x {a.candidates} candidates, {a.taxa} taxa, {len(gf)} gallery items (1-5 per taxon), "
           f"dim {a.dim}; torch {torch.__version__}, intra-op threads available {torch.get_num_threads()}")
     print(load())
-    print(f"shared: data.read_benchmark (read CSV + validate every row + decode JSON): {t_read:7.3f} s")
+    print(f"shared: formats.read_benchmark (read CSV + validate every row + decode JSON): {t_read:7.3f} s")
     walls, cpus = [], []
     for _ in range(a.loop_repeat):                 # best of --loop-repeat, as the evaluator is timed best of --repeat
         w, c = time.perf_counter(), time.process_time()

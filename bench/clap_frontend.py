@@ -1,4 +1,4 @@
-"""Speed and agreement of the torch CLAP front end (`biovita_nb.models.ClapFrontEnd`) against
+"""Speed and agreement of the torch CLAP front end (`biovita_nb.frontend.ClapFrontEnd`) against
 transformers' `ClapFeatureExtractor`, on 64 clips of 10 s at 48 kHz (noise + synthetic calls),
 BioVITA settings (rand_trunc / repeatpad, 50-14,000 Hz). Both measured in this one run.
 
@@ -7,8 +7,8 @@ BioVITA settings (rand_trunc / repeatpad, 50-14,000 Hz). Both measured in this o
 import argparse, time
 import numpy as np
 import torch
-from biovita_nb.models import ClapFrontEnd, ClapFrontEndConfig, synthetic_call
-
+from biovita_nb.frontend import ClapFrontEnd, ClapFrontEndConfig
+from biovita_nb.testing import synthetic_call
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)

@@ -18,14 +18,15 @@ import numpy as np
 import open_clip
 import torch
 
-from biovita_nb import models
+from biovita_nb.hub import TOY_BIOCLIP_CFG, build_clap, build_open_clip, toy_clap_config, train_toy_tokenizer
+from biovita_nb.model import BioVITA
 from biovita_nb.contrastive import TextEmbeddingCache, clip_loss
-from biovita_nb.data import AudioConfig, item_seed, load_audio, random_crop, read_corpus
+from biovita_nb.media import AudioConfig, load_audio, random_crop
+from biovita_nb.sampling import item_seed
+from biovita_nb.corpus import read_corpus
 from biovita_nb.taxonomy import PromptSampler, training_prompts
 from biovita_nb.toyworld import make_toyworld
 from biovita_nb.train import TrainingSet, set_trainable
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=6); ap.add_argument("--batch", type=int, default=32)
@@ -42,12 +43,12 @@ def main():
     prompts = [sampler(data.taxa[int(s)], 0, int(i)) for s, i in zip(rows.species_index, rows.id)]
     batches = [(torch.stack(waves[i:i + args.batch]), prompts[i:i + args.batch]) for i in range(0, n, args.batch)]
 
-    tok = models.train_toy_tokenizer(["the sound of a bird"] * 4, vocab_size=300)
-    base = models.BioVITA.from_pretrained_parts(models.build_open_clip(models.TOY_BIOCLIP_CFG),
-                                                models.build_clap(models.toy_clap_config(tok.vocab_size), tok).model)
+    tok = train_toy_tokenizer(["the sound of a bird"] * 4, vocab_size=300)
+    base = BioVITA.from_pretrained_parts(build_open_clip(TOY_BIOCLIP_CFG),
+                                                build_clap(toy_clap_config(tok.vocab_size), tok).model)
     text_tokenizer = open_clip.get_tokenizer("ViT-B-32")
-    fe_cfg = models.ClapFrontEndConfig()
-    extractor, front_end = fe_cfg.feature_extractor(), models.ClapFrontEnd(fe_cfg)
+    fe_cfg = frontend.ClapFrontEndConfig()
+    extractor, front_end = fe_cfg.feature_extractor(), frontend.ClapFrontEnd(fe_cfg)
 
     def make():
         m = copy.deepcopy(base).train(); set_trainable(m, ("clap_audio.", "audio_adapter.", "logit_scale."))

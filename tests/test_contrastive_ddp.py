@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from biovita_nb.contrastive import clip_loss, ddp_loss_scale, gather_with_grad
-
 GLOBAL_BATCH, DIM, STEPS = 8, 6, 3
 
 

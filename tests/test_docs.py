@@ -1,6 +1,6 @@
 """The docs site, built offline by tools/build_docs.py and looked at in a real browser.
 
-Builds index + 00_taxonomy + 05_benchmark (executed) into a temporary folder, serves it with
+Builds index + 00b_taxonomy + 05_benchmark (executed) into a temporary folder, serves it with
 `python -m http.server`, and has headless Chromium (Debian's `chromium`) screenshot the index and
 benchmark pages and dump the benchmark page's DOM. Without /usr/bin/chromium the browser tests
 skip, unless BIOVITA_REQUIRE_BROWSER=1 (then they fail).
@@ -15,7 +15,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-SUBSET = "index,00_taxonomy,05_benchmark"
+SUBSET = "index,00b_taxonomy,05_benchmark"
 SHOTS = Path(os.environ.get("BIOVITA_DOCS_SHOTS", ROOT / "_site_shots"))   # screenshots kept for a look
 
 
@@ -34,7 +34,7 @@ bd = _load_builder()
 
 def test_page_names_and_anchors_follow_nbdev():
     assert bd.page_name("05_benchmark.ipynb") == "benchmark.html"
-    assert bd.page_name("01b_toyworld.ipynb") == "toyworld.html"
+    assert bd.page_name("01a_toyworld.ipynb") == "toyworld.html"
     assert bd.page_name("index.ipynb") == "index.html"
     assert bd.pandoc_id("BenchmarkResult.skips") == "benchmarkresult.skips"
     assert bd.pandoc_id("Results on the synthetic world") == "results-on-the-synthetic-world"
@@ -64,7 +64,7 @@ def test_notebooks_keep_imports_in_their_own_cells():
 def test_select_rejects_unknown_notebooks():
     nbs = bd.notebook_order()
     assert [p.stem for p in bd.select(nbs, "benchmark,index")] == ["index", "05_benchmark"]
-    assert [p.stem for p in bd.select(nbs, "00_taxonomy")] == ["index", "00_taxonomy"]   # home page always
+    assert [p.stem for p in bd.select(nbs, "00b_taxonomy")] == ["index", "00b_taxonomy"]   # home page always
     with pytest.raises(SystemExit, match="no notebook"): bd.select(nbs, "index,no_such_nb")
 
 

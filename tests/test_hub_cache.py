@@ -2,9 +2,7 @@
 import multiprocessing as mp
 from pathlib import Path
 
-from biovita_nb.models import to_hub_cache
-
-
+from biovita_nb.hub import to_hub_cache
 def _publish(args):
     folder, cache, n = args
     return [to_hub_cache(folder, "biovita-toy/concurrency", cache) for _ in range(n)]

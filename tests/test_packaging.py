@@ -59,7 +59,7 @@ def venv(built):
 def test_wheel_holds_the_package_and_the_console_script(built):
     _, wheel, _ = built
     names = zipfile.ZipFile(wheel).namelist()
-    for module in ("__init__", "cli", "core", "data", "models", "benchmark", "train", "distill", "standins", "toyworld"):
+    for module in ("__init__", "cli", "core", "corpus", "media", "formats", "hub", "model", "evaluate", "report", "train", "distill", "standins", "toyworld", "pipeline"):
         assert f"biovita_nb/{module}.py" in names, module
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "biovita = biovita_nb.cli:main" in entry_points
@@ -69,7 +69,7 @@ def test_installed_wheel_works_outside_the_repo(venv, tmp_path):
     bin_ = venv / "bin"
     r = ok(run([bin_ / "biovita", "--help"], cwd=tmp_path))
     assert r.stdout.startswith("usage: biovita")
-    r = ok(run([bin_ / "python", "-c", "import biovita_nb, biovita_nb.cli, biovita_nb.benchmark; print(biovita_nb.__file__)"], cwd=tmp_path))
+    r = ok(run([bin_ / "python", "-c", "import biovita_nb, biovita_nb.cli, biovita_nb.evaluate; print(biovita_nb.__file__)"], cwd=tmp_path))
     assert Path(r.stdout.strip()).is_relative_to(venv), r.stdout            # the installed copy, not the repo's
     assert "usage: biovita train" in ok(run([bin_ / "biovita", "train", "--help"], cwd=tmp_path)).stdout
     r = ok(run([bin_ / "biovita", "env"], cwd=tmp_path))                   # the stack a plain `pip install` resolves loads

@@ -9,11 +9,12 @@ from pathlib import Path
 import open_clip
 import torch
 
-from biovita_nb import models
-from biovita_nb.data import read_corpus
-from biovita_nb.toyworld import ToyWorldConfig, make_toyworld
+from biovita_nb.hub import TOY_BIOCLIP_CFG, build_clap, build_open_clip, toy_clap_config, train_toy_tokenizer
+from biovita_nb.model import BioVITA
+from biovita_nb.corpus import read_corpus
+from biovita_nb.toydesign import ToyWorldConfig
+from biovita_nb.toyworld import make_toyworld
 from biovita_nb.train import Stage1Config, TrainingSet, train_stage1
-
 STAGE1 = dict(epochs=3, batch_size_per_device=8, lr=1e-3, positives="species")
 
 
@@ -23,12 +24,12 @@ def small_world(root):
 
 def tiny_biovita():
     "Untrained tiny BioCLIP-2-like open_clip model + tiny HTS-AT CLAP, seeded, without dropout."
-    oc = models.build_open_clip(models.TOY_BIOCLIP_CFG, seed=0)
-    tok = models.train_toy_tokenizer(["the sound of a bird calling"] * 4, vocab_size=300)
-    cfg = models.toy_clap_config(tok.vocab_size)
+    oc = build_open_clip(TOY_BIOCLIP_CFG, seed=0)
+    tok = train_toy_tokenizer(["the sound of a bird calling"] * 4, vocab_size=300)
+    cfg = toy_clap_config(tok.vocab_size)
     cfg.audio_config.hidden_dropout_prob = 0.0
-    clap = models.build_clap(cfg, tok, seed=0)
-    return models.BioVITA.from_pretrained_parts(oc, clap.model, seed=0), open_clip.get_tokenizer("ViT-B-32")
+    clap = build_clap(cfg, tok, seed=0)
+    return BioVITA.from_pretrained_parts(oc, clap.model, seed=0), open_clip.get_tokenizer("ViT-B-32")
 
 
 def training_set(world_root):

@@ -646,7 +646,7 @@ def main(argv=None):
     src.add_argument("--execute", action="store_true", help="run each notebook first (cwd nbs/)")
     src.add_argument("--from-runs", type=Path, metavar="DIR",
                      help="take executed notebooks DIR/<name>.ipynb (e.g. _runs from `biovita reproduce`)")
-    ap.add_argument("--only", help="comma-separated notebooks (stems or page names), e.g. 00_taxonomy,05_benchmark; index always")
+    ap.add_argument("--only", help="comma-separated notebooks (stems or page names), e.g. 00b_taxonomy,05_benchmark; index always")
     ap.add_argument("--save-runs", type=Path, metavar="DIR",
                     help="with --execute: keep the executed notebooks in DIR (reuse them with --from-runs DIR)")
     ap.add_argument("--keep-going", action="store_true",

@@ -1,7 +1,7 @@
 """Round-trip notebooks through a plain-text form, for editing notebooks in a text editor.
 
-    python tools/nbtxt.py to-txt nbs/00_taxonomy.ipynb > /tmp/00.txt
-    python tools/nbtxt.py from-txt /tmp/00.txt nbs/00_taxonomy.ipynb
+    python tools/nbtxt.py to-txt nbs/00b_taxonomy.ipynb > /tmp/00.txt
+    python tools/nbtxt.py from-txt /tmp/00.txt nbs/00b_taxonomy.ipynb
 
 Text form: each cell starts with a header line `%% md` or `%% code`, optionally followed by
 `tags=a,b` (e.g. `%% code tags=parameters`). Everything up to the next header is the cell
