@@ -14,12 +14,13 @@ import platform
 import torch
 from dataclasses import dataclass
 from itertools import chain, repeat
+from typing import Mapping
 from .core import OnError, SkipReport, bad_input, check_policy
 from .builder import direction_name
 
 # %% auto #0
-__all__ = ['NORM_TOLERANCE', 'QUERY_SKIP_REASONS', 'CACHE_CHUNK_ELEMS', 'Features', 'TaskArrays', 'task_arrays', 'TaskResult',
-           'evaluate_task']
+__all__ = ['NORM_TOLERANCE', 'QUERY_SKIP_REASONS', 'CACHE_CHUNK_ELEMS', 'Features', 'as_features', 'TaskArrays', 'task_arrays',
+           'TaskResult', 'evaluate_task']
 
 # %% ../nbs/02d_evaluate.ipynb #2b434c69
 NORM_TOLERANCE = 1e-2
@@ -64,6 +65,15 @@ class Features:
         h = hashlib.sha256(self.modality.encode())
         h.update(np.ascontiguousarray(self.ids).tobytes()); h.update(np.ascontiguousarray(self.vectors).tobytes())
         return h.hexdigest()[:16]
+
+# %% ../nbs/02d_evaluate.ipynb #78a78a21
+def as_features(arrays: Mapping, tag: str = "", normalise: bool = False) -> dict:
+    """{'audio': Features, 'image': Features, 'text': {level: Features}} from the same tree of `(ids, vectors)` pairs;
+    `normalise=True` L2-normalises raw embeddings (else they must already be unit rows)."""
+    make = Features.normalised if normalise else Features
+    def one(pair, modality, t): return make(np.asarray(pair[0]), np.asarray(pair[1], dtype=np.float32), modality=modality, tag=t)
+    return {m: ({lv: one(p, m, f"{tag} / {lv}" if tag else lv) for lv, p in v.items()} if isinstance(v, Mapping) else one(v, m, tag))
+            for m, v in arrays.items()}
 
 # %% ../nbs/02d_evaluate.ipynb #b8ba9781
 QUERY_SKIP_REASONS = ("missing_query_feature", "correct_taxon_without_gallery_features")

@@ -16,7 +16,7 @@ from .taxonomy import TRAITS
 # %% auto #0
 __all__ = ['FIXTURE_SPECIES', 'AUDIO_KINDS', 'IMAGE_KINDS', 'SSW60_FIXTURE_TABLES', 'write_csv', 'tone', 'fixture_image',
            'make_corpus_fixture', 'make_ssw60_fixture', 'fixture_word', 'fixture_world', 'write_corpus_metadata',
-           'exact_unit', 'fixture_features', 'synthetic_call', 'offline_hub']
+           'exact_unit', 'fixture_vectors', 'synthetic_call', 'offline_hub']
 
 # %% ../nbs/00c_testing.ipynb #874d076f
 def write_csv(path, rows: list, header: Sequence[str] | None = None) -> Path:
@@ -194,11 +194,9 @@ def exact_unit(v: np.ndarray) -> np.ndarray:
     v = v / np.linalg.norm(v, axis=1, keepdims=True)
     return (np.round(v * 2048) / 2048).astype(np.float32)
 
-# %% ../nbs/00c_testing.ipynb #87c2bcc9
-def fixture_features(bench, corpus, noise=(0.9, 0.7), dim=32, seed=0, text_noise=0.2, model="fixture model") -> dict:
-    "Features for every item of `bench`: {'audio': Features, 'image': Features, 'text': {level: Features}}."
-    from biovita_nb.evaluate import Features
-    from biovita_nb.taxonomy import LEVELS
+# %% ../nbs/00c_testing.ipynb #b5c08f3d
+def fixture_vectors(bench, corpus, noise=(0.9, 0.7), dim=32, seed=0, text_noise=0.2) -> dict:
+    "Exact unit vectors for every item of `bench`: {'audio': (ids, V), 'image': (ids, V), 'text': {level: (ids, V)}}."
     rng = np.random.default_rng(seed)
     species = corpus.species
     centre = {}
@@ -210,11 +208,11 @@ def fixture_features(bench, corpus, noise=(0.9, 0.7), dim=32, seed=0, text_noise
         ids = bench.indices[m].id.to_numpy()
         sp = corpus.table(m).set_index("id").loc[ids].species
         v = np.stack([centre[s] for s in sp]) + sd * rng.standard_normal((len(ids), dim))
-        feats[m] = Features(ids, exact_unit(v), modality=m, tag=model)
+        feats[m] = ids, exact_unit(v)
     text = bench.indices["text"]
-    feats["text"] = {lv: Features(text.id.to_numpy(), exact_unit(np.stack([centre[n] for n in text[lv]])
-                                                                  + text_noise * rng.standard_normal((len(text), dim))),
-                                  modality="text", tag=f"{model} / {lv}") for lv in LEVELS}
+    feats["text"] = {lv: (text.id.to_numpy(), exact_unit(np.stack([centre[n] for n in text[lv]])
+                                                          + text_noise * rng.standard_normal((len(text), dim))))
+                     for lv in ("species", "genus", "family")}
     return feats
 
 # %% ../nbs/00c_testing.ipynb #6adaa66d
