@@ -19,16 +19,18 @@ from .formats import BenchmarkFolder, DIRECTIONS, task_name
 __all__ = ['MODALITY_LETTER', 'DIRECTION_NAMES', 'direction_name', 'BenchmarkConfig', 'build_benchmark', 'sha256_file',
            'LeakageError', 'check_no_leakage']
 
-# %% ../nbs/01e_builder.ipynb #8829698b
+# %% ../nbs/01e_builder.ipynb #dacdfab6
 MODALITY_LETTER = {"audio": "A", "image": "I", "text": "T"}
 
 def direction_name(query: str, gallery: str) -> str:
     "Short name of a direction, e.g. 'A->I'."
     return f"{MODALITY_LETTER[query]}->{MODALITY_LETTER[gallery]}"
 
+# %% ../nbs/01e_builder.ipynb #67a1b4f5
 # the column order of the paper's tables (formats.DIRECTIONS lists the same six in another order)
 DIRECTION_NAMES = ("A->T", "T->A", "A->I", "I->A", "I->T", "T->I")
 
+# %% ../nbs/01e_builder.ipynb #07603021
 @dataclass(frozen=True)
 class BenchmarkConfig:
     "How the benchmark is drawn. The paper uses 100 candidate taxa per query at every level."
@@ -92,7 +94,7 @@ def build_benchmark(corpus: Corpus, cfg: BenchmarkConfig = BenchmarkConfig()) ->
     return {name: _build_split(name, species[species.status == name], items, cfg)
             for name in SPECIES_STATUS if (species.status == name).any()}
 
-# %% ../nbs/01e_builder.ipynb #76bd6f0e
+# %% ../nbs/01e_builder.ipynb #9cce9055
 def sha256_file(path, chunk_size: int = 1 << 20) -> str:
     "Hex sha256 of a file's bytes."
     h = hashlib.sha256()
@@ -100,6 +102,7 @@ def sha256_file(path, chunk_size: int = 1 << 20) -> str:
         while block := f.read(chunk_size): h.update(block)
     return h.hexdigest()
 
+# %% ../nbs/01e_builder.ipynb #ff2332f4
 class LeakageError(BadInputError):
     "Benchmark items that also occur in the training data; `.offending` lists them."
     def __init__(self, offending: list):
@@ -109,7 +112,7 @@ class LeakageError(BadInputError):
         super().__init__(f"{len(offending)} benchmark item(s) also occur in the training data:\n" + "\n".join(lines) + more
                          + "\nremove them from the benchmark or from the training split, then rebuild")
 
-
+# %% ../nbs/01e_builder.ipynb #7f887fcb
 def check_no_leakage(benchmark_items: Mapping[str, pd.DataFrame], train_items: Mapping[str, pd.DataFrame], root,
                      file_hash: Callable[[Path], str] = sha256_file) -> dict:
     """Raise `LeakageError` if a benchmark item is a training item, by id or by file content; else return counts.

@@ -55,11 +55,16 @@ class LogitScale(nn.Module):
     @torch.no_grad()
     def reset_(self, scale: float): self.log_scale.fill_(math.log(scale))
 
-# %% ../nbs/02_contrastive.ipynb #333b15f5
+# %% ../nbs/02_contrastive.ipynb #574afd63
 def is_distributed() -> bool: return dist.is_available() and dist.is_initialized()
+
+# %% ../nbs/02_contrastive.ipynb #34246240
 def rank() -> int: return dist.get_rank() if is_distributed() else 0
+
+# %% ../nbs/02_contrastive.ipynb #e4d35779
 def world_size() -> int: return dist.get_world_size() if is_distributed() else 1
 
+# %% ../nbs/02_contrastive.ipynb #85b05ad1
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     "Concatenate `x` from every rank (rank order); this rank's slice keeps its autograd graph."
     if not is_distributed() or world_size() == 1: return x
@@ -68,6 +73,7 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     parts[rank()] = x
     return torch.cat(parts)
 
+# %% ../nbs/02_contrastive.ipynb #47ca7419
 def ddp_loss_scale() -> float:
     "Factor that makes DDP's averaged gradient of a gathered loss equal the single-process gradient."
     return float(world_size())
@@ -111,16 +117,18 @@ def autocast(device: str | torch.device, enabled: bool = True):
     if enabled and dev.type == "cuda": return torch.autocast("cuda", dtype=torch.bfloat16)
     return nullcontext()
 
-# %% ../nbs/02_contrastive.ipynb #631c1ded
+# %% ../nbs/02_contrastive.ipynb #aa48815f
 def rng_state() -> dict:
     st = dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state())
     if torch.cuda.is_available(): st["cuda"] = torch.cuda.get_rng_state_all()
     return st
 
+# %% ../nbs/02_contrastive.ipynb #8ed96fcb
 def set_rng_state(st: dict):
     random.setstate(st["python"]); np.random.set_state(st["numpy"]); torch.set_rng_state(st["torch"])
     if "cuda" in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st["cuda"])
 
+# %% ../nbs/02_contrastive.ipynb #52121eae
 class Checkpointer:
     "Atomic, rotating training checkpoints `step_XXXXXXXX.pt` in a folder."
     def __init__(self, folder, keep: int = 2):
@@ -139,7 +147,7 @@ class Checkpointer:
         p = self.latest()
         return None if p is None else torch.load(p, map_location=map_location, weights_only=False)
 
-# %% ../nbs/02_contrastive.ipynb #488bfdcb
+# %% ../nbs/02_contrastive.ipynb #61bc67cd
 @dataclass
 class FitResult:
     step: int
@@ -148,6 +156,7 @@ class FitResult:
     resumed_from: int | None = None
     seconds: float = 0.0
 
+# %% ../nbs/02_contrastive.ipynb #962be8a2
 def fit(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable, batches: Callable[[int], list],
         epochs: int, device="cpu", grad_clip: float | None = 1.0, scheduler=None, checkpointer: Checkpointer | None = None,
         ckpt_every: int = 50, state_fn: Callable[[], dict] | None = None, load_state_fn: Callable[[dict], None] | None = None,

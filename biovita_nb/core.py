@@ -12,19 +12,20 @@ import os
 import pandas as pd
 import platform
 import random
+import shutil
 import subprocess
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 # %% auto #0
 __all__ = ['Preset', 'PRESETS', 'BUILD_THREADS', 'OnError', 'pt', 'for_preset', 'paper_vs_toy', 'config_hash', 'cache_root',
-           'cache_dir', 'cache_lock', 'build_threads', 'atomic_open', 'atomic_write_bytes', 'atomic_write_text',
-           'save_json', 'load_json', 'atomic_torch_save', 'seed_everything', 'git_commit', 'provenance',
-           'BadInputError', 'SkippedItem', 'SkipReport', 'check_policy', 'bad_input']
+           'cache_dir', 'cache_lock', 'build_threads', 'build_once', 'atomic_open', 'atomic_write_bytes',
+           'atomic_write_text', 'save_json', 'load_json', 'atomic_torch_save', 'seed_everything', 'git_commit',
+           'provenance', 'BadInputError', 'SkippedItem', 'SkipReport', 'check_policy', 'bad_input']
 
 # %% ../nbs/00_core.ipynb #be9fb474
 Preset = Literal["toy", "paper"]
@@ -103,6 +104,39 @@ def build_threads(n: int = BUILD_THREADS):
     torch.set_num_threads(n)
     try: yield n
     finally: torch.set_num_threads(before)
+
+# %% ../nbs/00_core.ipynb #cb820336
+def _swap_in(tmp: Path, root: Path):
+    "Make the finished folder `tmp` the entry at `root` with renames only (an old entry is moved aside, then removed)."
+    if not root.exists(): os.rename(tmp, root); return
+    old = root.with_name(f".{root.name}.old-{os.getpid()}")
+    os.rename(root, old)
+    try: os.rename(tmp, root)
+    except OSError: os.rename(old, root); raise
+    shutil.rmtree(old, ignore_errors=True)
+
+# %% ../nbs/00_core.ipynb #27d5af8f
+def build_once(root, complete: Callable, build: Callable, *, staged: bool = True, threads: int | None = BUILD_THREADS) -> tuple:
+    """`(complete(root), reused)` for the cache entry at `root`, built by `build(folder)` if it is not complete: in a
+    temporary sibling swapped in by renames (`staged`), or in `root` itself (resumable builds); under `cache_lock(root)`
+    and `threads` torch threads (None: the caller's)."""
+    root = Path(root)
+    with cache_lock(root):
+        value = complete(root)
+        if value is not None: return value, True
+        with (build_threads(threads) if threads else nullcontext()):
+            if not staged: build(root)
+            else:
+                root.parent.mkdir(parents=True, exist_ok=True)
+                tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
+                try:
+                    build(tmp)
+                    os.chmod(tmp, 0o755)
+                    _swap_in(tmp, root)
+                finally: shutil.rmtree(tmp, ignore_errors=True)
+        value = complete(root)
+        if value is None: raise RuntimeError(f"the build of the cache entry {root} returned, but the entry is not complete")
+        return value, False
 
 # %% ../nbs/00_core.ipynb #d10175f0
 @contextmanager

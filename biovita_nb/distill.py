@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Literal, Sequence
 from fastprogress.fastprogress import progress_bar
 from torch import nn
-from .core import OnError, SkipReport, atomic_torch_save, build_threads, cache_dir, check_policy, config_hash, provenance, pt, save_json, seed_everything
+from .core import OnError, SkipReport, atomic_torch_save, build_once, build_threads, cache_dir, check_policy, config_hash, provenance, pt, save_json, seed_everything
 from .taxonomy import BIOCLIP_TEMPLATE, TEXT_TYPES, Taxon, available_text_types, bioclip_text
 from .corpus import read_corpus
 from .media import AudioConfig, MediaError, image_tensor, record_media_error
@@ -25,6 +25,7 @@ from .sampling import SpeciesBalancedSampler, audio_clip, item_generator
 from .contrastive import Checkpointer, LogitScale, TextEmbeddingCache, clip_loss, fit
 from .frontend import ClapFrontEnd
 from .hub import ClapBundle, OpenClipBundle, clap_text_embeddings, load_clap, load_open_clip, model_spec
+from .metrics import linear_probe, probe_top1, top1
 from .store import state_dict_hash
 
 # %% auto #0
@@ -32,8 +33,8 @@ __all__ = ['Target', 'TARGETS', 'DistillConfig', 'DistillModels', 'HFTextEncoder
            'space_prompts', 'text_encoder', 'TextSpace', 'build_text_space', 'ClipFeatures', 'front_end_for',
            'clip_features', 'DistillData', 'toy_distill_data', 'ssw60_distill_data', 'DistilledAudioModel',
            'distillation_loss', 'distill', 'biolingual_audio_embeddings', 'zero_shot_combination', 'TextMapping',
-           'fit_text_mapping', 'audio_to_bioclip_methods', 'image_embeddings', 'retrieval_table', 'linear_probe',
-           'probe_top1', 'multilabel_map', 'audio_text_top1', 'classification_table', 'text_neighbourhood']
+           'fit_text_mapping', 'audio_to_bioclip_methods', 'image_embeddings', 'retrieval_table', 'multilabel_map',
+           'classification_table', 'text_neighbourhood']
 
 # %% ../nbs/03_distill.ipynb #7ff86174
 Target = Literal["bioclip", "text_only", "biolingual_text"]
@@ -302,7 +303,7 @@ def distillation_loss(audio: torch.Tensor, text: torch.Tensor, logit_scale, spec
     "Symmetric multi-positive InfoNCE between clip embeddings and their species' teacher-text embeddings."
     return clip_loss(audio, text, logit_scale, labels=species)
 
-# %% ../nbs/03_distill.ipynb #3c3806de
+# %% ../nbs/03_distill.ipynb #3c06f8ec
 def _batch_plan(species_index: np.ndarray, prompt_rows: np.ndarray, config: DistillConfig) -> Callable[[int], list]:
     "batches(epoch) -> list of (B, 2) arrays of (clip row, prompt row)."
     sampler = SpeciesBalancedSampler(species_index, config.seed, config.max_per_species, config.min_per_species)
@@ -340,11 +341,20 @@ def distill(models, config: DistillConfig, data: DistillData | None = None, *, c
     model = DistilledAudioModel(models.biolingual.model, space.dim, config)
     key = _distill_key(model, space, clips, config)
     folder = Path(folder) if folder is not None else cache_dir("distill") / key
-    final = folder / "model.pt"
-    if cache and final.exists():
-        blob = torch.load(final, weights_only=False)
-        model.load_state_dict(blob["model"]); model.history, model.cache_key = blob["history"], key
-        return model.eval()
+    fit_ = lambda f: _fit_student(model, clips, space, config, key, f, device, cache, on_step, progress)
+    if not cache: return fit_(folder)
+    student, _ = build_once(folder, lambda f: _load_student(model, f / "model.pt", key), fit_, staged=False)   # resumable
+    return student
+
+def _load_student(model: DistilledAudioModel, final: Path, key: str) -> DistilledAudioModel | None:
+    "`model` with the weights and history saved at `final` (None if there is none yet)."
+    if not final.is_file(): return None
+    blob = torch.load(final, weights_only=False)
+    model.load_state_dict(blob["model"]); model.history, model.cache_key = blob["history"], key
+    return model.eval()
+
+def _fit_student(model, clips, space, config: DistillConfig, key: str, folder: Path, device, cache: bool, on_step, progress):
+    "Distil `model` (checkpoints in `folder/ckpt`); with `cache`, save `model.pt` (last) and a record."
     species = sorted(set(clips.labels))
     sp_index = pd.Index(species).get_indexer(clips.labels).astype(np.int64)
     prompt_rows = space.prompt_rows(species)
@@ -369,10 +379,10 @@ def distill(models, config: DistillConfig, data: DistillData | None = None, *, c
               amp=config.amp, progress=progress, on_step=on_step)
     model.history, model.cache_key, model.resumed_from = res.history, key, res.resumed_from
     if cache:
-        atomic_torch_save(dict(model=model.state_dict(), history=res.history, config=dataclasses.asdict(config)), final)
         save_json(folder / "record.json", dict(config=config, steps=res.step, seconds=res.seconds, resumed_from=res.resumed_from,
                                                final_loss=res.history[-1]["loss"] if res.history else None,
                                                provenance=provenance(target=config.target, seed=config.seed, device=str(device))))
+        atomic_torch_save(dict(model=model.state_dict(), history=res.history, config=dataclasses.asdict(config)), folder / "model.pt")
     return model.eval()
 
 # %% ../nbs/03_distill.ipynb #ca3b3d5c
@@ -460,19 +470,7 @@ def retrieval_table(methods: dict, clips: dict, galleries: dict, retrieval: Sequ
             rows.append(dict(method=method, evaluation=name, mAP=s["mAP"], **{f"R@{k}": s[f"r@{k}"] for k in (1, 5, 10)}, queries=s["queries"]))
     return pd.DataFrame(rows)
 
-# %% ../nbs/03_distill.ipynb #d504a253
-def linear_probe(train_x, train_y, seed: int = 0, C: float = 1.0):
-    "A multinomial logistic-regression probe on frozen embeddings (single-threaded BLAS)."
-    from sklearn.linear_model import LogisticRegression
-    from threadpoolctl import threadpool_limits
-    with threadpool_limits(1):
-        return LogisticRegression(C=C, max_iter=2000, random_state=seed).fit(np.asarray(train_x), np.asarray(train_y))
-
-def probe_top1(probe, x, y) -> float:
-    "Top-1 accuracy (%) of `probe` on embeddings `x` with labels `y`."
-    from threadpoolctl import threadpool_limits
-    with threadpool_limits(1): return float(100 * (probe.predict(np.asarray(x)) == np.asarray(y)).mean())
-
+# %% ../nbs/03_distill.ipynb #2aec781c
 def multilabel_map(scores: np.ndarray, present: Sequence[tuple], species: Sequence[str]) -> float:
     "Macro mAP (%) over the columns of `scores` (one per species) whose species is present in at least one clip."
     from sklearn.metrics import average_precision_score
@@ -481,12 +479,7 @@ def multilabel_map(scores: np.ndarray, present: Sequence[tuple], species: Sequen
     if not len(cols): raise ValueError("no species of the score columns is present in any clip")
     return float(100 * np.mean([average_precision_score(Y[:, j], scores[:, j]) for j in cols]))
 
-def audio_text_top1(audio: torch.Tensor, labels, space: TextSpace, species: Sequence[str]) -> float:
-    "Top-1 (%) of the nearest species text (class embedding in `space`) among `species`."
-    pred = (audio.float() @ space.class_embeddings(species).T).argmax(-1).numpy()
-    return float(100 * (np.asarray(species)[pred] == np.asarray(labels)).mean())
-
-# %% ../nbs/03_distill.ipynb #7be52778
+# %% ../nbs/03_distill.ipynb #8a05d2f1
 def classification_table(encoders: dict, clips: dict, data: DistillData, seed: int = 0) -> pd.DataFrame:
     "Focal probe top-1, soundscape mAP (probe, text) and A->T top-1 of each `{name: (encode, text space)}`."
     species = sorted(data.taxa)
@@ -494,7 +487,7 @@ def classification_table(encoders: dict, clips: dict, data: DistillData, seed: i
     for name, (encode, space) in encoders.items():
         tr, te = encode(clips["train"]), encode(clips[data.probe_test])
         probe = linear_probe(tr.numpy(), clips["train"].labels, seed)
-        row = {"focal probe top-1": probe_top1(probe, te.numpy(), clips[data.probe_test].labels)}
+        row = {"focal probe top-1": 100 * probe_top1(probe, te.numpy(), clips[data.probe_test].labels)}
         if "soundscapes" in clips:
             sc = encode(clips["soundscapes"])
             from threadpoolctl import threadpool_limits
@@ -503,7 +496,7 @@ def classification_table(encoders: dict, clips: dict, data: DistillData, seed: i
             known = list(probe.classes_)
             row["soundscape mAP (text)"] = multilabel_map((sc @ space.class_embeddings(known).T).numpy(), clips["soundscapes"].labels, known)
         for q in data.queries:
-            row[f"A->T top-1 ({q})"] = audio_text_top1(encode(clips[q]), clips[q].labels, space, species)
+            row[f"A->T top-1 ({q})"] = 100 * top1(encode(clips[q]).float(), space.class_embeddings(species), clips[q].labels, species)
         rows.append(dict(model=name, **row))
     return pd.DataFrame(rows).set_index("model")
 

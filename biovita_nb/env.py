@@ -20,11 +20,12 @@ from pathlib import Path
 __all__ = ['STACK', 'LOCK_FILE', 'pinned_requirements', 'StackPackage', 'StackCheck', 'version_problem', 'check_package',
            'check_stack', 'stack_fix', 'stack_report', 'environment_info', 'format_environment', 'main']
 
-# %% ../nbs/00a_env.ipynb #467e9e75
+# %% ../nbs/00a_env.ipynb #7f1759d2
 def _dist_key(name: str) -> str:
     "PEP 503 normal form of a distribution name: `Open_Clip.Torch` -> `open-clip-torch`."
     return re.sub(r"[-_.]+", "-", name).lower()
 
+# %% ../nbs/00a_env.ipynb #cd16f7c0
 def pinned_requirements(dist: str = "biovita_nb") -> dict[str, str]:
     "Distribution name -> version specifier of every unconditional requirement of `dist` (empty if `dist` is not installed)."
     from packaging.requirements import Requirement
@@ -36,11 +37,12 @@ def pinned_requirements(dist: str = "biovita_nb") -> dict[str, str]:
         if r.marker is None: out[_dist_key(r.name)] = str(r.specifier)
     return out
 
-# %% ../nbs/00a_env.ipynb #39b16c8e
+# %% ../nbs/00a_env.ipynb #027c342d
 def _smoke_torch():
     import torch
     assert (torch.ones(2, 3) @ torch.ones(3)).tolist() == [3.0, 3.0]
 
+# %% ../nbs/00a_env.ipynb #d7bfc1e7
 def _smoke_torchaudio():
     import torch, torchaudio, torchaudio.functional as AF, torchaudio.transforms as AT
     from torchaudio import _extension
@@ -50,21 +52,25 @@ def _smoke_torchaudio():
     assert AF.resample(x, 16_000, 48_000).shape[-1] == 14_400
     AT.MelSpectrogram(48_000, n_fft=1024, n_mels=64)(x)
 
+# %% ../nbs/00a_env.ipynb #7a797705
 def _smoke_torchvision():
     import torch, torchvision
     boxes = torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]])
     assert torchvision.ops.nms(boxes, torch.tensor([1.0, 0.5]), 0.5).tolist() == [0]
 
+# %% ../nbs/00a_env.ipynb #533de841
 def _smoke_open_clip():
     import open_clip
     assert tuple(open_clip.tokenize(["a song sparrow"]).shape) == (1, 77)
 
+# %% ../nbs/00a_env.ipynb #f1e85db9
 def _smoke_transformers():
     import numpy as np
     from transformers import ClapFeatureExtractor, ClapModel  # noqa: F401  (the model import loads the torch code)
     feats = ClapFeatureExtractor()(np.zeros(4800, dtype=np.float32), sampling_rate=48_000, return_tensors="pt")
     assert feats["input_features"].ndim == 4
 
+# %% ../nbs/00a_env.ipynb #44ab2c95
 def _smoke_soundfile():
     import io, numpy as np, soundfile as sf
     buf = io.BytesIO()
@@ -72,11 +78,12 @@ def _smoke_soundfile():
     buf.seek(0)
     assert sf.read(buf)[0].shape == (160,)
 
+# %% ../nbs/00a_env.ipynb #94f1b33c
 def _smoke_numba():
     import numba
     assert numba.njit(lambda x: x + 1)(1) == 2
 
-# %% ../nbs/00a_env.ipynb #41be6e89
+# %% ../nbs/00a_env.ipynb #83ff556c
 @dataclass(frozen=True)
 class StackPackage:
     "One package of the stack: its distribution name (as pip knows it), the module it provides, a smoke test."
@@ -84,12 +91,13 @@ class StackPackage:
     module: str
     smoke: object
 
+# %% ../nbs/00a_env.ipynb #834dde98
 STACK = (StackPackage("numpy", "numpy", lambda: None), StackPackage("torch", "torch", _smoke_torch),
          StackPackage("torchaudio", "torchaudio", _smoke_torchaudio), StackPackage("torchvision", "torchvision", _smoke_torchvision),
          StackPackage("open-clip-torch", "open_clip", _smoke_open_clip), StackPackage("transformers", "transformers", _smoke_transformers),
          StackPackage("soundfile", "soundfile", _smoke_soundfile), StackPackage("numba", "numba", _smoke_numba))
 
-# %% ../nbs/00a_env.ipynb #bac50177
+# %% ../nbs/00a_env.ipynb #03b00bb0
 @dataclass
 class StackCheck:
     "The outcome of checking one package: installed version, the pin, and what went wrong (empty if nothing)."
@@ -101,6 +109,7 @@ class StackCheck:
     @property
     def ok(self) -> bool: return not self.problem
 
+# %% ../nbs/00a_env.ipynb #49fd8972
 def version_problem(version: str | None, pin: str) -> str:
     "Why `version` does not satisfy `pin` (a specifier such as '==2.14.1'), or '' if it does."
     from packaging.specifiers import SpecifierSet
@@ -110,7 +119,7 @@ def version_problem(version: str | None, pin: str) -> str:
     local_free = Version(version).public                  # 2.14.1+cu130 satisfies ==2.14.1
     return "" if SpecifierSet(pin).contains(local_free, prereleases=True) else f"version {version} does not satisfy {pin}"
 
-# %% ../nbs/00a_env.ipynb #63b75c39
+# %% ../nbs/00a_env.ipynb #e57c8c8b
 def _installed_version(dist: str) -> str | None:
     try: return metadata.version(dist)
     except metadata.PackageNotFoundError: return None
@@ -119,6 +128,7 @@ def _one_line(e: BaseException) -> str:
     msg = (str(e).strip().splitlines() or [""])[0]
     return f"{type(e).__name__}: {msg[:300]}"
 
+# %% ../nbs/00a_env.ipynb #3431199a
 def check_package(pkg: StackPackage, pins: dict[str, str]) -> StackCheck:
     "Check one package of the stack against `pins`: version, import, smoke test."
     t0 = time.perf_counter()
@@ -133,13 +143,14 @@ def check_package(pkg: StackPackage, pins: dict[str, str]) -> StackCheck:
             problem = "; ".join(p for p in (problem, _one_line(e)) if p)
     return StackCheck(pkg.dist, version, pin, problem, time.perf_counter() - t0)
 
-# %% ../nbs/00a_env.ipynb #7ead59d3
-LOCK_FILE = "requirements-lock.txt"
-
+# %% ../nbs/00a_env.ipynb #f6b70ac8
 def check_stack(stack=STACK, pins: dict[str, str] | None = None) -> list[StackCheck]:
     "Check every package of `stack` against `pins` (default: this package's pinned requirements)."
     pins = pinned_requirements() if pins is None else pins
     return [check_package(p, pins) for p in stack]
+
+# %% ../nbs/00a_env.ipynb #6bdc28ba
+LOCK_FILE = "requirements-lock.txt"
 
 def stack_fix(checks: list[StackCheck]) -> str:
     "The commands that put a failed stack right ('' if nothing failed)."
@@ -150,6 +161,7 @@ def stack_fix(checks: list[StackCheck]) -> str:
             + (f"; in an installed environment, `pip install --force-reinstall --no-deps {' '.join(sorted(set(exact)))}`" if exact else "")
             + " (then run `biovita env` again)")
 
+# %% ../nbs/00a_env.ipynb #04d1cbcf
 def stack_report(checks: list[StackCheck]) -> str:
     "One line per package (version, pin, time, problem), then a verdict and the fix."
     lines = [f"{'ok ' if c.ok else 'BAD'} {c.dist:<16} {c.version or '-':<16} {c.pin or '(any)':<12} {c.seconds:5.2f}s"
@@ -158,7 +170,7 @@ def stack_report(checks: list[StackCheck]) -> str:
     lines.append("stack: ok" if not bad else f"stack: BROKEN ({', '.join(bad)}): {stack_fix(checks)}")
     return "\n".join(lines)
 
-# %% ../nbs/00a_env.ipynb #de12896e
+# %% ../nbs/00a_env.ipynb #ca798e80
 def _folder_size(path: Path) -> int:
     total = 0
     for root, _, files in os.walk(path):
@@ -167,6 +179,7 @@ def _folder_size(path: Path) -> int:
             except OSError: pass
     return total
 
+# %% ../nbs/00a_env.ipynb #f692fd3d
 def _devices() -> dict:
     try: import torch
     except BaseException as e: return {"error": _one_line(e)}
@@ -176,6 +189,7 @@ def _devices() -> dict:
             "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
             "mps": bool(mps and mps.is_available()), "cpu_threads": torch.get_num_threads()}
 
+# %% ../nbs/00a_env.ipynb #04821daa
 def environment_info(checks: list[StackCheck] | None = None) -> dict:
     "Versions, devices, cache and hub settings, as a JSON-able dict."
     from biovita_nb import __version__

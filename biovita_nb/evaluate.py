@@ -22,9 +22,10 @@ from .builder import direction_name
 __all__ = ['NORM_TOLERANCE', 'QUERY_SKIP_REASONS', 'CACHE_CHUNK_ELEMS', 'Features', 'as_features', 'TaskArrays', 'task_arrays',
            'TaskResult', 'evaluate_task']
 
-# %% ../nbs/02d_evaluate.ipynb #2b434c69
+# %% ../nbs/02d_evaluate.ipynb #25c7dc13
 NORM_TOLERANCE = 1e-2
 
+# %% ../nbs/02d_evaluate.ipynb #697b2d69
 @dataclass(frozen=True, eq=False)
 class Features:
     "Item ids and their L2-normalised float32 embeddings (row i embeds ids[i])."
@@ -75,9 +76,16 @@ def as_features(arrays: Mapping, tag: str = "", normalise: bool = False) -> dict
     return {m: ({lv: one(p, m, f"{tag} / {lv}" if tag else lv) for lv, p in v.items()} if isinstance(v, Mapping) else one(v, m, tag))
             for m, v in arrays.items()}
 
-# %% ../nbs/02d_evaluate.ipynb #b8ba9781
+# %% ../nbs/02d_evaluate.ipynb #9d01466b
 QUERY_SKIP_REASONS = ("missing_query_feature", "correct_taxon_without_gallery_features")
 
+# %% ../nbs/02d_evaluate.ipynb #ccf25dd4
+def _names_at(names_col: list, rows, cols) -> np.ndarray:
+    "`names_col[rows[i]][cols[i]]` for every i, as an object array."
+    rows_ = map(names_col.__getitem__, np.asarray(rows).tolist())
+    return np.fromiter(map(operator.getitem, rows_, np.asarray(cols).tolist()), object, len(rows))
+
+# %% ../nbs/02d_evaluate.ipynb #9a861cab
 @dataclass
 class TaskArrays:
     "One task's rows as padded integer arrays, ready to score (from `task_arrays`)."
@@ -99,6 +107,7 @@ class TaskArrays:
         "Names of the candidates at (`rows[i]`, `cols[i]`), as an object array."
         return _names_at(self.candidates, rows, cols)
 
+# %% ../nbs/02d_evaluate.ipynb #c0decaff
 def _starts(lens: np.ndarray) -> np.ndarray: return np.cumsum(lens) - lens
 
 def _pad(flat, starts, lens, width, fill=-1) -> np.ndarray:
@@ -108,7 +117,7 @@ def _pad(flat, starts, lens, width, fill=-1) -> np.ndarray:
     pos = np.minimum(starts[:, None] + j, max(len(flat) - 1, 0))
     return np.where(j < lens[:, None], flat[pos] if len(flat) else fill, fill)
 
-# %% ../nbs/02d_evaluate.ipynb #7cd3a364
+# %% ../nbs/02d_evaluate.ipynb #093c68f3
 def _object_ids(objects: np.ndarray) -> np.ndarray:
     """`id()` of every element of a 1-d object array. In CPython an object's id is its address, and an object array
     is a buffer of those addresses, so they are read in one pass."""
@@ -119,6 +128,7 @@ def _object_ids(objects: np.ndarray) -> np.ndarray:
     pointers = (ctypes.c_size_t * len(objects)).from_address(objects.ctypes.data)
     return np.ctypeslib.as_array(pointers).astype(np.int64)          # a copy, made while `objects` is alive
 
+# %% ../nbs/02d_evaluate.ipynb #6413fd66
 def _object_codes(objects: np.ndarray) -> np.ndarray:
     """The distinct objects of a 1-d object array by identity, numbered in order of first appearance (`pd.factorize`
     of their ids). The ids are factorized as offsets from the lowest, in units of 8 bytes (CPython aligns objects to
@@ -127,6 +137,7 @@ def _object_codes(objects: np.ndarray) -> np.ndarray:
     if len(offsets): offsets -= offsets.min(); offsets >>= 3
     return pd.factorize(offsets.astype(np.int32) if offsets.max(initial=0) < 2**31 else offsets)[0]
 
+# %% ../nbs/02d_evaluate.ipynb #7963b4aa
 def _first_appearances(codes: np.ndarray) -> np.ndarray:
     """Position of the first occurrence of each code, for codes numbered 0, 1, ... in order of first appearance (as
     `pd.factorize` numbers them): where the running maximum of the codes first reaches each code. Every first
@@ -136,12 +147,7 @@ def _first_appearances(codes: np.ndarray) -> np.ndarray:
     prefix = codes[:int(np.argmax(codes == top)) + 1]
     return np.searchsorted(np.maximum.accumulate(prefix), np.arange(top + 1))
 
-# %% ../nbs/02d_evaluate.ipynb #f4919482
-def _names_at(names_col: list, rows, cols) -> np.ndarray:
-    "`names_col[rows[i]][cols[i]]` for every i, as an object array."
-    rows_ = map(names_col.__getitem__, np.asarray(rows).tolist())
-    return np.fromiter(map(operator.getitem, rows_, np.asarray(cols).tolist()), object, len(rows))
-
+# %% ../nbs/02d_evaluate.ipynb #2dc83ae3
 def _lists_by_taxon(lists: np.ndarray, names: np.ndarray) -> tuple:
     "Code of each candidate's gallery list (one per taxon unless a row differs), the distinct lists and their taxa."
     codes, taxa = pd.factorize(names)
@@ -157,6 +163,7 @@ def _lists_by_taxon(lists: np.ndarray, names: np.ndarray) -> tuple:
         distinct += [list(ids) for ids in extra]
     return slots, distinct, list_taxon
 
+# %% ../nbs/02d_evaluate.ipynb #cd56e1bd
 def _distinct_lists(lists: np.ndarray, names_col: list, starts: np.ndarray) -> tuple:
     """Code of each candidate's gallery list, the distinct lists and the taxon of each (where first used): by object
     identity when lists are shared, else by taxon. `lists`: every row's lists back to back, row r from `starts[r]`."""
@@ -167,6 +174,7 @@ def _distinct_lists(lists: np.ndarray, names_col: list, starts: np.ndarray) -> t
     rows = np.searchsorted(starts, first, side="right") - 1
     return slots, lists[first].tolist(), _names_at(names_col, rows, first - starts[rows]).tolist()
 
+# %% ../nbs/02d_evaluate.ipynb #b0b235e1
 def _correct_positions(names_col: list, correct: list, slots: np.ndarray, list_taxon: list) -> np.ndarray:
     """Position of each row's correct taxon among its candidates: the column holding a gallery list of the correct
     taxon, confirmed by name (names are distinct within a row, as `read_benchmark` checks); rows where that fails
@@ -180,6 +188,7 @@ def _correct_positions(names_col: list, correct: list, slots: np.ndarray, list_t
                            np.int64, len(odd))
     return pos
 
+# %% ../nbs/02d_evaluate.ipynb #8b84aaf8
 def task_arrays(task: pd.DataFrame) -> TaskArrays:
     "A task frame as `formats.read_benchmark` returns it (JSON columns as Python lists) as padded index arrays."
     name = str(task.task.iloc[0]) if len(task) else "task"
@@ -221,7 +230,7 @@ def _feature_lookup(feats: Features, wanted: np.ndarray) -> tuple:
     why = np.where(~found, "missing", np.where(dup[pos], "duplicate_feature_id", np.where(~finite[pos], "non_finite_feature", "")))
     return np.where(why == "", order[pos] if len(sids) else -1, -1), why
 
-# %% ../nbs/02d_evaluate.ipynb #3e33d630
+# %% ../nbs/02d_evaluate.ipynb #a0e3bd66
 @numba.njit(parallel=True, fastmath={"reassoc", "contract"}, cache=True)
 def _fused_rows(qv, gv, starts, lens, slots, pos, list_order, ranks, wrong):
     """Compiled scoring, query rows in parallel. Candidate c of row r scores the max dot product of the query `qv[r]`
@@ -253,6 +262,7 @@ def _fused_rows(qv, gv, starts, lens, slots, pos, list_order, ranks, wrong):
             if slots[r, c] >= 0 and (top < 0 or s > scores[top]): top = c
         ranks[r], wrong[r] = rank, top
 
+# %% ../nbs/02d_evaluate.ipynb #82ce7e2f
 def _fused_ranks(qv, gv, lens, slots, correct_pos, ties) -> tuple:
     """`_fused_rows` on torch's number of threads. Numba's OpenMP pool shares torch's OpenMP settings and resets them
     when it starts, so torch's thread count is put back afterwards."""
@@ -266,9 +276,10 @@ def _fused_ranks(qv, gv, lens, slots, correct_pos, ties) -> tuple:
     finally: torch.set_num_threads(threads)
     return ranks, wrong
 
-# %% ../nbs/02d_evaluate.ipynb #d63a927d
+# %% ../nbs/02d_evaluate.ipynb #bd4446f6
 CACHE_CHUNK_ELEMS = 1 << 20     # similarities per matrix product in `segment` scoring (4 MB, read back from cache by the max)
 
+# %% ../nbs/02d_evaluate.ipynb #8308651c
 def _segment_scorer(qv_t, gv, lens, slots, device):
     "`score(a, b, out)`: candidate scores of rows a:b into `out`, by matrix products with every listed gallery item."
     P, U = len(gv), len(lens)
@@ -295,6 +306,7 @@ def _segment_scorer(qv_t, gv, lens, slots, device):
         return out if no_score is None else out.masked_fill_(no_score[a:b], float("-inf"))
     return score
 
+# %% ../nbs/02d_evaluate.ipynb #1ab7ea09
 def _gather_scorer(qv_t, gv, lens, slots, device, max_chunk_elems):
     "`score(a, b, out)`: candidate scores of rows a:b into `out`, by gathering each candidate's gallery vectors."
     (P, D), (R, C), G = gv.shape, slots.shape, max(int(lens.max(initial=0)), 1)
@@ -315,6 +327,7 @@ def _gather_scorer(qv_t, gv, lens, slots, device, max_chunk_elems):
         return out
     return score
 
+# %% ../nbs/02d_evaluate.ipynb #6dea3669
 def _rank_scores(score, pos, n_cand, ties) -> tuple:
     """Rank of the correct candidate (column `pos`) of each row of `score`, and the top-ranked wrong candidate (-1 if
     none). `score` is overwritten."""
@@ -327,6 +340,7 @@ def _rank_scores(score, pos, n_cand, ties) -> tuple:
     wrong = torch.where(torch.isfinite(top.values), top.indices, torch.where(first_wrong < n_cand, first_wrong, -1))
     return rank, wrong
 
+# %% ../nbs/02d_evaluate.ipynb #1f506d3c
 def _ranks(qv, gv, lens, slots, n_cand, correct_pos, ties, device, max_chunk_elems, method) -> tuple:
     """Rank of the correct candidate and position of the top-ranked wrong candidate (-1 if none), per query.
     `gv` holds the usable gallery vectors list by list (list u is rows starts[u]:starts[u] + lens[u])."""

@@ -17,18 +17,28 @@ from .corpus import DataFormatError, SPECIES_STATUS, SPLITS, _Rows, _check_taxa,
 
 # %% auto #0
 __all__ = ['MODALITIES', 'DIRECTIONS', 'N_CANDIDATES', 'TASK_COLUMNS', 'BUILD_STATS', 'SSW60_TABLES', 'task_name', 'task_path',
-           'BenchmarkFolder', 'read_index', 'read_task', 'read_benchmark', 'write_benchmark', 'SSW60', 'read_ssw60',
+           'BenchmarkFolder', 'write_benchmark', 'read_index', 'read_task', 'read_benchmark', 'SSW60', 'read_ssw60',
            'benchmark_folders', 'read_benchmarks']
 
-# %% ../nbs/01d_formats.ipynb #a0b044ce
+# %% ../nbs/01d_formats.ipynb #5091484a
 MODALITIES = ("audio", "image", "text")
+
+# %% ../nbs/01d_formats.ipynb #8265e351
 DIRECTIONS = (("audio", "image"), ("image", "audio"), ("audio", "text"), ("text", "audio"), ("image", "text"), ("text", "image"))
+
+# %% ../nbs/01d_formats.ipynb #71c07187
 N_CANDIDATES = 100
+
+# %% ../nbs/01d_formats.ipynb #e47f8039
 TASK_COLUMNS = ("task", "taxon_level", "query_payload_id", "candidates_taxa", "candidates_target_ids", "correct_taxon")
 
+# %% ../nbs/01d_formats.ipynb #16d950cb
 def task_name(query: str, gallery: str) -> str: return f"{query}_to_{gallery}"
+
+# %% ../nbs/01d_formats.ipynb #d8b826cc
 def task_path(level: str, query: str, gallery: str) -> Path: return Path(level) / f"test_{task_name(query, gallery)}.csv"
 
+# %% ../nbs/01d_formats.ipynb #c42d75c9
 @dataclass
 class BenchmarkFolder:
     "A cross-modal retrieval benchmark: per-modality indices and task tables keyed by (level, query, gallery)."
@@ -48,6 +58,24 @@ class BenchmarkFolder:
         return f"BenchmarkFolder({self.name or self.root}: indices {n}; {len(self.tasks)} task files, " \
                f"{sum(map(len, self.tasks.values()))} queries; {self.report.summary()})"
 
+# %% ../nbs/01d_formats.ipynb #45d75da9
+BUILD_STATS = "build_stats.csv"
+
+# %% ../nbs/01d_formats.ipynb #6b7409b0
+def write_benchmark(bench: BenchmarkFolder, folder) -> Path:
+    "Write `bench` in the authors' layout (indices with `file_path`, JSON list columns), each file atomically."
+    folder = Path(folder)
+    for m, df in bench.indices.items():
+        if m != "text" and "file_name" in df.columns and "file_path" not in df.columns: df = df.rename(columns={"file_name": "file_path"})
+        with atomic_open(folder / "ids" / f"{m}_index.csv", "w") as f: df.to_csv(f, index=False)
+    for (lvl, q, g), df in bench.tasks.items():
+        out = df.assign(candidates_taxa=[json.dumps(list(v)) for v in df.candidates_taxa],
+                        candidates_target_ids=[json.dumps([[int(i) for i in ids] for ids in v]) for v in df.candidates_target_ids])
+        with atomic_open(folder / task_path(lvl, q, g), "w") as f: out.to_csv(f, index=False)
+    if bench.stats is not None:
+        with atomic_open(folder / BUILD_STATS, "w") as f: bench.stats.to_csv(f, index=False)
+    return folder
+
 # %% ../nbs/01d_formats.ipynb #bcfe10d3
 def read_index(path, modality: str, on_error: OnError = "raise", report: SkipReport | None = None) -> pd.DataFrame:
     "Read `ids/<modality>_index.csv`; `file_name` is accepted for `file_path`."
@@ -62,19 +90,22 @@ def read_index(path, modality: str, on_error: OnError = "raise", report: SkipRep
     rows.nonempty("species" if modality == "text" else "file_path", "missing_value")
     return rows.result()
 
-# %% ../nbs/01d_formats.ipynb #ce976fbf
+# %% ../nbs/01d_formats.ipynb #b84b1aed
 def _loads(s):
     "The decoded JSON cell, or the `ValueError` that says why it is not JSON."
     try: return json.loads(s)
     except (json.JSONDecodeError, TypeError) as e: return ValueError(f"not valid JSON ({e})")
 
+# %% ../nbs/01d_formats.ipynb #72ff6a3c
 def _json_list(v, what):
     if isinstance(v, ValueError): raise v
     if not isinstance(v, list): raise ValueError(f"JSON is a {type(v).__name__}, not a list of {what}")
     return v
 
+# %% ../nbs/01d_formats.ipynb #fd49bb94
 _INTEGER_LISTS = re.compile(r"[\d\s,\[\]-]*")      # JSON text holding nothing but integers in (nested) lists
 
+# %% ../nbs/01d_formats.ipynb #3f0d56b4
 def _task_row_problem(r, taxa, targets, level, query, gallery, q_ids, g_ids, n_candidates, shared: dict):
     """The first thing wrong with one task row (`taxa`, `targets`: its decoded JSON cells), as (column, reason, message), or None.
     A gallery list equal to the first one seen for its taxon is replaced by that list object (`shared`: taxon -> list).
@@ -111,11 +142,13 @@ def _task_row_problem(r, taxa, targets, level, query, gallery, q_ids, g_ids, n_c
         if first is not ids and first == ids: targets[k] = first
     return _correct_taxon_problem(r, taxa)
 
+# %% ../nbs/01d_formats.ipynb #89a065c7
 def _correct_taxon_problem(r, taxa):
     if r["correct_taxon"].strip() not in taxa:
         return "correct_taxon", "correct_taxon_missing", f"{r['correct_taxon']!r} is not among the candidates_taxa"
     return None
 
+# %% ../nbs/01d_formats.ipynb #5305f08a
 def read_task(path, level: str, query: str, gallery: str, indices: dict, on_error: OnError = "raise",
               report: SkipReport | None = None, n_candidates: int | None = N_CANDIDATES) -> pd.DataFrame:
     "Read and validate one `{level}/test_{query}_to_{gallery}.csv`; JSON columns become Python lists (`n_candidates=None`: any number)."
@@ -135,9 +168,7 @@ def read_task(path, level: str, query: str, gallery: str, indices: dict, on_erro
     return df.assign(task=df.task.str.strip(), taxon_level=df.taxon_level.str.strip(), correct_taxon=df.correct_taxon.str.strip(),
                      candidates_taxa=[taxa[p] for p in ok], candidates_target_ids=[targets[p] for p in ok])
 
-# %% ../nbs/01d_formats.ipynb #7e3f6a1f
-BUILD_STATS = "build_stats.csv"
-
+# %% ../nbs/01d_formats.ipynb #1d02c6b6
 def read_benchmark(folder, on_error: OnError = "raise", n_candidates: int | None = N_CANDIDATES,
                    name: str | None = None) -> BenchmarkFolder:
     "Read a benchmark folder: every `ids/*_index.csv` and every `{level}/test_{q}_to_{g}.csv` present (and `build_stats.csv`)."
@@ -152,21 +183,7 @@ def read_benchmark(folder, on_error: OnError = "raise", n_candidates: int | None
     stats = pd.read_csv(folder / BUILD_STATS) if (folder / BUILD_STATS).exists() else None
     return BenchmarkFolder(indices, tasks, folder, report, name or folder.name, stats)
 
-def write_benchmark(bench: BenchmarkFolder, folder) -> Path:
-    "Write `bench` in the authors' layout (indices with `file_path`, JSON list columns), each file atomically."
-    folder = Path(folder)
-    for m, df in bench.indices.items():
-        if m != "text" and "file_name" in df.columns and "file_path" not in df.columns: df = df.rename(columns={"file_name": "file_path"})
-        with atomic_open(folder / "ids" / f"{m}_index.csv", "w") as f: df.to_csv(f, index=False)
-    for (lvl, q, g), df in bench.tasks.items():
-        out = df.assign(candidates_taxa=[json.dumps(list(v)) for v in df.candidates_taxa],
-                        candidates_target_ids=[json.dumps([[int(i) for i in ids] for ids in v]) for v in df.candidates_target_ids])
-        with atomic_open(folder / task_path(lvl, q, g), "w") as f: out.to_csv(f, index=False)
-    if bench.stats is not None:
-        with atomic_open(folder / BUILD_STATS, "w") as f: bench.stats.to_csv(f, index=False)
-    return folder
-
-# %% ../nbs/01d_formats.ipynb #74fe8e47
+# %% ../nbs/01d_formats.ipynb #af7d2e19
 SSW60_TABLES = ("audio_ml", "images_nabirds", "images_inat")
 
 @dataclass
@@ -185,6 +202,7 @@ class SSW60:
         n = ", ".join(f"{t} {len(getattr(self, t))}" for t in SSW60_TABLES)
         return f"SSW60({self.root}: {len(self.taxa)} species; {n}; {self.report.summary()})"
 
+# %% ../nbs/01d_formats.ipynb #fc7f22c7
 def read_ssw60(root, on_error: OnError = "raise", check_files: bool = True) -> SSW60:
     "Read and validate an SSW60-style folder."
     check_policy(on_error)
@@ -210,7 +228,7 @@ def read_ssw60(root, on_error: OnError = "raise", check_files: bool = True) -> S
         tables[t] = df.assign(species=df.label.map(name_of))
     return SSW60(root, taxonomy, taxa.rename(columns={"com": "common_name"}), **tables, report=report)
 
-# %% ../nbs/01d_formats.ipynb #fdf3a8d0
+# %% ../nbs/01d_formats.ipynb #e4d8d96e
 def benchmark_folders(root) -> dict:
     "{split: folder} of the benchmark folders at `root` (a benchmark folder, or one holding seen/ and unseen/)."
     root = Path(root)
@@ -222,6 +240,7 @@ def benchmark_folders(root) -> dict:
                                 "point benchmark_root at the released benchmark")
     return found
 
+# %% ../nbs/01d_formats.ipynb #5a85d907
 def read_benchmarks(root, n_candidates: int | None = None, on_error: OnError = "raise") -> dict:
     "Read every benchmark split at `root`: {split: BenchmarkFolder} (`n_candidates`: the count every row must have)."
     return {s: read_benchmark(p, on_error=on_error, n_candidates=n_candidates, name=s)

@@ -39,7 +39,7 @@ class ClapFrontEndConfig:
     def from_feature_extractor(cls, fe: ClapFeatureExtractor) -> "ClapFrontEndConfig":
         return cls(**{f.name: getattr(fe, f.name) for f in dataclasses.fields(cls)})
 
-# %% ../nbs/02a_frontend.ipynb #3b5af637
+# %% ../nbs/02a_frontend.ipynb #e6097011
 def hz_to_mel(f, scale: str = "htk"):
     "Hertz to mels: HTK ($2595 \\log_{10}(1 + f/700)$) or Slaney (linear below 1 kHz, logarithmic above)."
     f = np.asarray(f, dtype=np.float64)
@@ -47,6 +47,7 @@ def hz_to_mel(f, scale: str = "htk"):
     if scale != "slaney": raise ValueError(f"mel scale must be 'htk' or 'slaney', not {scale!r}")
     return np.where(f >= 1000.0, 15.0 + np.log(np.maximum(f, 1e-12) / 1000.0) * 27.0 / np.log(6.4), 3.0 * f / 200.0)
 
+# %% ../nbs/02a_frontend.ipynb #aa2d7fe6
 def mel_to_hz(m, scale: str = "htk"):
     "Inverse of `hz_to_mel`."
     m = np.asarray(m, dtype=np.float64)
@@ -54,6 +55,7 @@ def mel_to_hz(m, scale: str = "htk"):
     if scale != "slaney": raise ValueError(f"mel scale must be 'htk' or 'slaney', not {scale!r}")
     return np.where(m >= 15.0, 1000.0 * np.exp(np.log(6.4) / 27.0 * (m - 15.0)), 200.0 * m / 3.0)
 
+# %% ../nbs/02a_frontend.ipynb #c5242c59
 def mel_filter_bank(n_freqs: int, n_mels: int, fmin: float, fmax: float, sr: int,
                     scale: str = "htk", norm: str | None = None) -> np.ndarray:
     "Triangular mel filters (n_freqs, n_mels) on the FFT bin grid; `norm='slaney'` divides each by its width."
@@ -66,13 +68,28 @@ def mel_filter_bank(n_freqs: int, n_mels: int, fmin: float, fmax: float, sr: int
     elif norm is not None: raise ValueError(f"norm must be None or 'slaney', not {norm!r}")
     return fb
 
-# %% ../nbs/02a_frontend.ipynb #26d88ca1
+# %% ../nbs/02a_frontend.ipynb #3a467391
 def _array_split_starts(n: int, parts: int = 3) -> list:
     "(start, size) of the parts of `np.array_split(range(n), parts)`."
     q, r = divmod(n, parts)
     sizes = [q + 1] * r + [q] * (parts - r)
     return [(sum(sizes[:i]), s) for i, s in enumerate(sizes)]
 
+# %% ../nbs/02a_frontend.ipynb #558a2c0e
+def _waveform_list(waveforms, device, dtype) -> list:
+    if isinstance(waveforms, (np.ndarray, torch.Tensor)) and waveforms.ndim == 2: waveforms = list(waveforms)
+    elif isinstance(waveforms, (np.ndarray, torch.Tensor)) and waveforms.ndim == 1: waveforms = [waveforms]
+    out = []
+    for i, w in enumerate(waveforms):
+        w = torch.as_tensor(w).to(device=device, dtype=dtype)
+        if w.ndim != 1: raise BadInputError(f"waveform {i} has shape {tuple(w.shape)}: CLAP takes mono 1-D audio; mix down first")
+        if len(w) == 0: raise BadInputError(f"waveform {i} is empty")
+        if not torch.isfinite(w).all(): raise BadInputError(f"waveform {i} contains NaN or infinite samples")
+        out.append(w)
+    if not out: raise BadInputError("no waveforms given")
+    return out
+
+# %% ../nbs/02a_frontend.ipynb #3501ebbe
 class ClapFrontEnd(nn.Module):
     "CLAP's log-mel front end (`ClapFeatureExtractor`) batched in torch, on any device."
     def __init__(self, config: ClapFrontEndConfig = ClapFrontEndConfig(), dtype: torch.dtype = torch.float32,
@@ -153,16 +170,3 @@ class ClapFrontEnd(nn.Module):
                       for s, n in _array_split_starts(total - chunk + 1)]
         shrink = F.interpolate(mel[None, None], size=[chunk, c.feature_size], mode="bilinear", align_corners=False)[0, 0]
         return torch.stack([shrink] + [mel[s:s + chunk] for s in starts]), True
-
-def _waveform_list(waveforms, device, dtype) -> list:
-    if isinstance(waveforms, (np.ndarray, torch.Tensor)) and waveforms.ndim == 2: waveforms = list(waveforms)
-    elif isinstance(waveforms, (np.ndarray, torch.Tensor)) and waveforms.ndim == 1: waveforms = [waveforms]
-    out = []
-    for i, w in enumerate(waveforms):
-        w = torch.as_tensor(w).to(device=device, dtype=dtype)
-        if w.ndim != 1: raise BadInputError(f"waveform {i} has shape {tuple(w.shape)}: CLAP takes mono 1-D audio; mix down first")
-        if len(w) == 0: raise BadInputError(f"waveform {i} is empty")
-        if not torch.isfinite(w).all(): raise BadInputError(f"waveform {i} contains NaN or infinite samples")
-        out.append(w)
-    if not out: raise BadInputError("no waveforms given")
-    return out

@@ -24,9 +24,9 @@ from .frontend import ClapFrontEndConfig
 # %% auto #0
 __all__ = ['MODEL_SPECS', 'OPEN_CLIP_WEIGHTS', 'CLIP_MEAN', 'CLIP_STD', 'TOY_BIOCLIP_CFG', 'ModelSpec', 'model_spec', 'hub_cache',
            'parse_source', 'hub_offline', 'resolve_model_dir', 'to_hub_cache', 'OpenClipBundle', 'load_open_clip',
-           'save_open_clip', 'build_open_clip', 'bioclip_preprocess_cfg', 'ClapBundle', 'load_clap', 'save_clap',
-           'pooled', 'clap_text_embeddings', 'clap_audio_embeddings', 'toy_clap_config', 'train_toy_tokenizer',
-           'build_clap', 'ModelSource']
+           'save_open_clip', 'build_open_clip', 'bioclip_preprocess_cfg', 'open_clip_image_embeddings',
+           'open_clip_text_embeddings', 'ClapBundle', 'load_clap', 'save_clap', 'pooled', 'clap_text_embeddings',
+           'clap_audio_embeddings', 'toy_clap_config', 'train_toy_tokenizer', 'build_clap', 'ModelSource']
 
 # %% ../nbs/02b_hub.ipynb #1935f80e
 @dataclass(frozen=True)
@@ -196,7 +196,25 @@ def bioclip_preprocess_cfg(model_cfg: dict) -> dict:
     return dict(size=model_cfg["vision_cfg"]["image_size"], mean=CLIP_MEAN, std=CLIP_STD,
                 interpolation="bicubic", resize_mode="shortest")
 
-# %% ../nbs/02b_hub.ipynb #999b6a82
+# %% ../nbs/02b_hub.ipynb #bb7c4862
+def _device(model: nn.Module) -> torch.device: return next(model.parameters()).device
+
+@torch.no_grad()
+def open_clip_image_embeddings(model: nn.Module, pixels: torch.Tensor, batch_size: int = 256, normalize: bool = True) -> torch.Tensor:
+    "Image embeddings (float32) of an open_clip `model` for preprocessed `pixels` (B, 3, H, W)."
+    out = [model.encode_image(p.to(_device(model))) for p in pixels.split(batch_size)]
+    return torch.cat([F.normalize(e, dim=-1).float() if normalize else e.float() for e in out])
+
+# %% ../nbs/02b_hub.ipynb #a89ed49f
+@torch.no_grad()
+def open_clip_text_embeddings(model: nn.Module, tokenizer, texts: Sequence[str], batch_size: int = 256,
+                              normalize: bool = True) -> torch.Tensor:
+    "Text embeddings (float32) of an open_clip `model` for `texts`, tokenized by `tokenizer`."
+    texts = list(texts)
+    out = [model.encode_text(tokenizer(texts[i:i + batch_size]).to(_device(model))) for i in range(0, len(texts), batch_size)]
+    return torch.cat([F.normalize(e, dim=-1).float() if normalize else e.float() for e in out])
+
+# %% ../nbs/02b_hub.ipynb #c3cc23d1
 @dataclass
 class ClapBundle:
     "A transformers ClapModel with its processor and where it came from."
@@ -244,11 +262,14 @@ def pooled(output) -> torch.Tensor:
     raise TypeError(f"cannot find an embedding in a {type(output).__name__}: expected a tensor or an output with pooler_output")
 
 @torch.no_grad()
-def clap_text_embeddings(bundle: ClapBundle, texts: Sequence[str], max_length: int | None = None) -> torch.Tensor:
-    "L2-normalised CLAP text embeddings (float32) of `texts`."
-    dev = next(bundle.model.parameters()).device
-    tok = bundle.processor.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt").to(dev)
-    return F.normalize(pooled(bundle.model.get_text_features(**tok)).float(), dim=-1)
+def clap_text_embeddings(bundle: ClapBundle, texts: Sequence[str], max_length: int | None = None,
+                         batch_size: int | None = None) -> torch.Tensor:
+    "L2-normalised CLAP text embeddings (float32) of `texts` (in batches of `batch_size`, each padded to its longest)."
+    texts = list(texts)
+    n = batch_size or max(len(texts), 1)
+    tok = lambda t: bundle.processor.tokenizer(t, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    return torch.cat([F.normalize(pooled(bundle.model.get_text_features(**tok(texts[i:i + n]).to(_device(bundle.model)))).float(), dim=-1)
+                      for i in range(0, max(len(texts), 1), n)])
 
 @torch.no_grad()
 def clap_audio_embeddings(model: ClapModel, input_features: torch.Tensor, is_longer: torch.Tensor | None = None) -> torch.Tensor:

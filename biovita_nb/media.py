@@ -39,26 +39,29 @@ class AudioConfig:
     @property
     def onset_lead_samples(self) -> int: return int(round(self.sample_rate * self.onset_lead_seconds))
 
-# %% ../nbs/01c_media.ipynb #3e5b6d1e
+# %% ../nbs/01c_media.ipynb #d6ee38df
 class MediaError(BadInputError):
     "A media file that cannot be used; `reason` is its SkipReport code, the message names the file and the fix."
     def __init__(self, message: str, item: str = "", reason: str = "bad_media", detail: str = ""):
         super().__init__(message)
         self.item, self.reason, self.detail = item, reason, detail or message
 
+# %% ../nbs/01c_media.ipynb #7659b454
 def media_error(item, reason: str, detail: str) -> MediaError:
     return MediaError(f"{item}: {detail}", str(item), reason, detail)
 
+# %% ../nbs/01c_media.ipynb #2652f377
 def record_media_error(on_error: OnError, report: SkipReport | None, err: MediaError):
     "Apply the policy to a caught `MediaError`: re-raise it, or record it in `report`."
     check_policy(on_error)
     if on_error == "raise": raise err
     bad_input(on_error, report, err.item, err.reason, err.detail)
 
+# %% ../nbs/01c_media.ipynb #a7839bb9
 def _src_name(src, name) -> str:
     return str(name) if name is not None else ("<bytes>" if isinstance(src, (bytes, bytearray)) else str(src))
 
-# %% ../nbs/01c_media.ipynb #5d716bdd
+# %% ../nbs/01c_media.ipynb #793396c5
 _MARKUP = (b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")
 
 def decode_audio(src, name=None) -> tuple[np.ndarray, int]:
@@ -79,6 +82,7 @@ def decode_audio(src, name=None) -> tuple[np.ndarray, int]:
                           "HTML error page or a truncated download: re-download the file or remove its row") from None
     return np.ascontiguousarray(data.T), int(sr)
 
+# %% ../nbs/01c_media.ipynb #afce4e29
 def check_waveform(wave: np.ndarray, sr: int, name, cfg: AudioConfig = AudioConfig()) -> float:
     "Reject unusable audio (by raising `MediaError`); returns the clip's peak |amplitude|."
     if not cfg.min_input_rate <= sr <= cfg.max_input_rate:
@@ -94,15 +98,17 @@ def check_waveform(wave: np.ndarray, sr: int, name, cfg: AudioConfig = AudioConf
                                     "replace the file or remove its row")
     return peak
 
-# %% ../nbs/01c_media.ipynb #da61e9bf
+# %% ../nbs/01c_media.ipynb #dcfb60ab
 def to_mono(wave: np.ndarray) -> np.ndarray:
     "Average `[channels, samples]` to `[samples]`."
     return wave.mean(0) if wave.ndim == 2 else wave
 
+# %% ../nbs/01c_media.ipynb #440e6d27
 def resample(wave: torch.Tensor, orig_sr: int, target_sr: int) -> torch.Tensor:
     "Band-limited resampling along the last dim (`torchaudio.functional.resample`)."
     return wave if orig_sr == target_sr else AF.resample(wave, int(orig_sr), int(target_sr))
 
+# %% ../nbs/01c_media.ipynb #d0523697
 def load_audio(src, cfg: AudioConfig = AudioConfig(), name=None) -> torch.Tensor:
     "Decode, check, mono-mix and resample one clip to `cfg.sample_rate`: a float32 tensor `[samples]`."
     name = _src_name(src, name)
@@ -111,7 +117,7 @@ def load_audio(src, cfg: AudioConfig = AudioConfig(), name=None) -> torch.Tensor
     check_waveform(mono, sr, name, cfg)
     return resample(torch.from_numpy(np.ascontiguousarray(mono, dtype=np.float32)), sr, cfg.sample_rate)
 
-# %% ../nbs/01c_media.ipynb #10dfaaee
+# %% ../nbs/01c_media.ipynb #e4cf5a82
 def take_window(wave: torch.Tensor, start, n: int) -> torch.Tensor:
     "Samples `[start, start + n)` of the last dim (zeros past the end); `start` broadcasts over the leading dims."
     T = wave.shape[-1]
@@ -120,17 +126,19 @@ def take_window(wave: torch.Tensor, start, n: int) -> torch.Tensor:
     idx = start.unsqueeze(-1) + torch.arange(n, device=wave.device)
     return F.pad(wave, (0, n)).gather(-1, idx.expand(*wave.shape[:-1], n))
 
+# %% ../nbs/01c_media.ipynb #e436d3c6
 def pad_or_trim(wave: torch.Tensor, n: int) -> torch.Tensor:
     "The first `n` samples, zero-padded."
     return take_window(wave, 0, n)
 
+# %% ../nbs/01c_media.ipynb #309f0624
 def random_crop(wave: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
     "A uniformly random window of `n` samples per clip (zero-padded if shorter); seed it through `generator`."
     high = max(wave.shape[-1] - n, 0) + 1
     start = torch.randint(0, high, wave.shape[:-1], generator=generator)
     return take_window(wave, start.to(wave.device), n)
 
-# %% ../nbs/01c_media.ipynb #27784863
+# %% ../nbs/01c_media.ipynb #9c4af420
 def onset_start(wave: torch.Tensor, cfg: AudioConfig = AudioConfig()) -> torch.Tensor:
     "Start of the onset crop per clip: `cfg.onset_lead_samples` before the first |x| > threshold x peak, floored at 0."
     a = wave.abs()
@@ -141,11 +149,12 @@ def onset_start(wave: torch.Tensor, cfg: AudioConfig = AudioConfig()) -> torch.T
     first = above.to(torch.uint8).argmax(-1)           # index of the first True
     return (first - cfg.onset_lead_samples).clamp(min=0)
 
+# %% ../nbs/01c_media.ipynb #ad7f532a
 def onset_crop(wave: torch.Tensor, cfg: AudioConfig = AudioConfig()) -> torch.Tensor:
     "The eval crop: `cfg.num_samples` from `onset_start`, zero-padded."
     return take_window(wave, onset_start(wave, cfg), cfg.num_samples)
 
-# %% ../nbs/01c_media.ipynb #50265907
+# %% ../nbs/01c_media.ipynb #1e057804
 def to_rgb(img: Image.Image) -> Image.Image:
     "Any PIL image as 8-bit RGB: alpha composited on white, 16/32-bit grey scaled to 8 bits, CMYK converted."
     if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
@@ -160,6 +169,16 @@ def to_rgb(img: Image.Image) -> Image.Image:
         return out
     return img.convert("RGB")
 
+# %% ../nbs/01c_media.ipynb #24bd1ad3
+@functools.cache
+def _warn_if_truncation_allowed():
+    from PIL import ImageFile
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        import warnings
+        warnings.warn("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is on (set by another library): truncated images will load "
+                      "grey-filled instead of being reported; set it to False to have them caught")
+
+# %% ../nbs/01c_media.ipynb #5209033c
 def load_image(src, name=None) -> Image.Image:
     "Decode a path or bytes fully (truncation is an error) and return 8-bit RGB."
     name = _src_name(src, name)
@@ -177,24 +196,18 @@ def load_image(src, name=None) -> Image.Image:
         raise media_error(name, "truncated_image", f"cannot be decoded completely ({type(e).__name__}: {e}); the file is "
                           "truncated or corrupt: re-download it or remove its row") from None
 
-@functools.cache
-def _warn_if_truncation_allowed():
-    from PIL import ImageFile
-    if ImageFile.LOAD_TRUNCATED_IMAGES:
-        import warnings
-        warnings.warn("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is on (set by another library): truncated images will load "
-                      "grey-filled instead of being reported; set it to False to have them caught")
-
+# %% ../nbs/01c_media.ipynb #c51476eb
 def image_tensor(src, transform: Callable, name=None) -> torch.Tensor:
     "`transform(load_image(src))`: pass the model's validation transform (e.g. open_clip's)."
     return transform(load_image(src, name))
 
-# %% ../nbs/01c_media.ipynb #02552496
+# %% ../nbs/01c_media.ipynb #e9e4b588
 def _check_one(modality: str, path: Path, cfg: AudioConfig):
     if modality == "image": load_image(path); return
     wave, sr = decode_audio(path)
     check_waveform(to_mono(wave), sr, path, cfg)
 
+# %% ../nbs/01c_media.ipynb #191fb337
 def check_media(corpus: Corpus, modalities: Sequence[str] = (*MEDIA, "soundscapes"), on_error: OnError = "raise",
                 cfg: AudioConfig = AudioConfig(), progress: bool = False) -> Corpus:
     "Decode every file of `modalities` once; a new `Corpus` without the unusable items (or a `MediaError`)."

@@ -17,7 +17,7 @@ from .evaluate import Features, TaskResult, _feature_lookup, evaluate_task, task
 
 # %% auto #0
 __all__ = ['BenchmarkResult', 'lineage_table', 'benchmark_arrays', 'evaluate_benchmark', 'error_shares', 'error_analysis',
-           'RetrievalResult', 'retrieval_metrics']
+           'RetrievalResult', 'retrieval_metrics', 'top1', 'linear_probe', 'probe_top1']
 
 # %% ../nbs/02e_metrics.ipynb #a44d5dc5
 @dataclass
@@ -151,3 +151,24 @@ def retrieval_metrics(query: Features, query_labels, gallery: Features, gallery_
     cols = {k: torch.cat(v).cpu().numpy() if v else np.zeros(0) for k, v in out.items()}
     labels = np.asarray(query_labels)[qk]
     return RetrievalResult(pd.DataFrame({"query_id": query.ids[qk], "label": labels, "relevant": n_rel, **cols}), report)
+
+# %% ../nbs/02e_metrics.ipynb #00288de2
+def top1(queries, gallery, labels, gallery_labels=None) -> float:
+    """Share of `queries` whose most similar `gallery` row (dot product: rows L2-normalised) is right: row `labels[i]`,
+    or, given `gallery_labels`, a row labelled `labels[i]`. Tensors or arrays."""
+    best = np.asarray((queries @ gallery.T).argmax(1))
+    predicted = best if gallery_labels is None else np.asarray(gallery_labels)[best]
+    return float((predicted == np.asarray(labels)).mean())
+
+# %% ../nbs/02e_metrics.ipynb #c9f6c72e
+def linear_probe(train_x, train_y, seed: int = 0, C: float = 1.0, max_iter: int = 2000):
+    "A multinomial logistic-regression probe fitted on frozen embeddings `train_x` (rows) with labels `train_y`."
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(1):
+        return LogisticRegression(C=C, max_iter=max_iter, random_state=seed).fit(np.asarray(train_x), np.asarray(train_y))
+
+def probe_top1(probe, x, y) -> float:
+    "Share of the rows of `x` that `probe` labels `y`."
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(1): return float((probe.predict(np.asarray(x)) == np.asarray(y)).mean())

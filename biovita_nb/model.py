@@ -18,9 +18,16 @@ from .hub import OpenClipBundle, load_clap, load_open_clip
 
 # %% auto #0
 __all__ = ['BioVITA', 'CheckpointMismatchError', 'LoadReport', 'map_biovita_keys', 'load_biovita_state', 'save_biovita',
-           'load_biovita', 'biovita_checkpoint_meta', 'load_biovita_release', 'load_biovita_training_checkpoint']
+           'biovita_checkpoint_meta', 'load_biovita', 'load_biovita_release', 'load_biovita_training_checkpoint']
 
-# %% ../nbs/02c_model.ipynb #c35c4af5
+# %% ../nbs/02c_model.ipynb #6a959a96
+def _open_clip_embed_dim(oc_model: nn.Module) -> int:
+    proj = getattr(oc_model, "text_projection", None)
+    if isinstance(proj, torch.Tensor): return proj.shape[1]
+    if isinstance(proj, nn.Linear): return proj.out_features
+    raise ValueError("cannot read the joint dimension of this open_clip model; pass joint_dim")
+
+# %% ../nbs/02c_model.ipynb #738a49db
 class BioVITA(nn.Module):
     "BioCLIP 2 (open_clip) + CLAP audio encoder + bias-free linear adapter into BioCLIP's joint space."
     def __init__(self, oc_model: nn.Module, clap_audio: ClapAudioModelWithProjection, joint_dim: int | None = None):
@@ -55,16 +62,11 @@ class BioVITA(nn.Module):
         if text is not None: out["text"] = self.encode_text(text)
         return out
 
-def _open_clip_embed_dim(oc_model: nn.Module) -> int:
-    proj = getattr(oc_model, "text_projection", None)
-    if isinstance(proj, torch.Tensor): return proj.shape[1]
-    if isinstance(proj, nn.Linear): return proj.out_features
-    raise ValueError("cannot read the joint dimension of this open_clip model; pass joint_dim")
-
-# %% ../nbs/02c_model.ipynb #4d8f6333
+# %% ../nbs/02c_model.ipynb #c4802bf3
 class CheckpointMismatchError(ValueError):
     "A checkpoint that does not fit the model: important weights missing or of the wrong shape."
 
+# %% ../nbs/02c_model.ipynb #ef536690
 @dataclass
 class LoadReport:
     "What loading a checkpoint into a BioVITA model matched, missed and ignored."
@@ -97,7 +99,7 @@ class LoadReport:
         return (f"{self.source}: {len(self.loaded)} loaded, {len(self.missing)} missing, {len(self.kept)} kept from base, "
                 f"{len(self.unexpected)} unexpected, {len(self.shape_mismatch)} mis-shaped")
 
-# %% ../nbs/02c_model.ipynb #3708eadd
+# %% ../nbs/02c_model.ipynb #79f06310
 def map_biovita_keys(state_dict: dict) -> dict:
     "Rename the keys of an authors' BioVITA state dict to ours (see above)."
     out = {}
@@ -109,6 +111,7 @@ def map_biovita_keys(state_dict: dict) -> dict:
         out[k] = v
     return out
 
+# %% ../nbs/02c_model.ipynb #c3d53239
 def load_biovita_state(model: BioVITA, state_dict: dict, source: str = "state dict", check: bool = True,
                        max_missing_audio_fraction: float = 0.01) -> LoadReport:
     "Load a (mapped) BioVITA state dict into `model`; BioCLIP keys absent from the checkpoint are kept."
@@ -134,6 +137,7 @@ def load_biovita_state(model: BioVITA, state_dict: dict, source: str = "state di
     model.load_state_dict(good, strict=False)
     return rep
 
+# %% ../nbs/02c_model.ipynb #63a9015a
 def save_biovita(model: BioVITA, path, **meta) -> Path:
     "Our BioVITA checkpoint: the whole state dict as safetensors, with `meta` (model ids, revisions) as JSON metadata."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -142,6 +146,13 @@ def save_biovita(model: BioVITA, path, **meta) -> Path:
     tmp.replace(path)
     return path
 
+# %% ../nbs/02c_model.ipynb #054de1ba
+def biovita_checkpoint_meta(path) -> dict:
+    "The metadata record saved with one of our checkpoints."
+    from safetensors import safe_open
+    with safe_open(str(path), "pt") as f: return json.loads((f.metadata() or {}).get("biovita_nb", "{}"))
+
+# %% ../nbs/02c_model.ipynb #893f3f97
 def load_biovita(model: BioVITA, path, check: bool = True) -> LoadReport:
     "Load our safetensors checkpoint into `model` (every key must match)."
     from safetensors.torch import load_file
@@ -150,18 +161,14 @@ def load_biovita(model: BioVITA, path, check: bool = True) -> LoadReport:
         raise CheckpointMismatchError(rep.summary() + f"; e.g. missing {rep.missing[:3]}, unexpected {rep.unexpected[:3]}")
     return rep
 
-def biovita_checkpoint_meta(path) -> dict:
-    "The metadata record saved with one of our checkpoints."
-    from safetensors import safe_open
-    with safe_open(str(path), "pt") as f: return json.loads((f.metadata() or {}).get("biovita_nb", "{}"))
-
-# %% ../nbs/02c_model.ipynb #3994fb07
+# %% ../nbs/02c_model.ipynb #204abae7
 def _torch_load(path) -> Any:
     try: return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise CheckpointMismatchError(f"{path}: cannot be read as a weights-only torch checkpoint ({e}); "
                                       "re-save its state dicts with torch.save") from e
 
+# %% ../nbs/02c_model.ipynb #79ac1eda
 def load_biovita_release(oc_source, clap_weights, clap_source, *, oc_revision: str | None = None,
                          clap_revision: str | None = None, cache_dir=None, device="cpu",
                          max_missing_audio_fraction: float = 0.01,
@@ -180,6 +187,7 @@ def load_biovita_release(oc_source, clap_weights, clap_source, *, oc_revision: s
     rep = load_biovita_state(model, sd, source=str(clap_weights), max_missing_audio_fraction=max_missing_audio_fraction)
     return model.to(device).eval(), oc, rep
 
+# %% ../nbs/02c_model.ipynb #881c7d8c
 def load_biovita_training_checkpoint(model: BioVITA, path, max_missing_audio_fraction: float = 0.01) -> LoadReport:
     "Load an authors' training checkpoint (keys `module.` / `oc_model.` / `clap_audio.` / `audio_adapter.`) into `model`."
     blob = _torch_load(path)

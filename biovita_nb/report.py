@@ -23,9 +23,10 @@ __all__ = ['RESULT_SCHEMA', 'PAPER_SOURCE', 'PAPER_AVERAGES', 'PAPER_SSW60_MAP',
            'write_tables', 'save_figure', 'plot_directions', 'error_analysis_frame', 'plot_error_analysis',
            'embedding_map_frame', 'plot_embedding_map', 'plot_topk_curves']
 
-# %% ../nbs/02f_report.ipynb #5cb087a5
+# %% ../nbs/02f_report.ipynb #825cf033
 RESULT_SCHEMA = "biovita_nb.benchmark_result/1"
 
+# %% ../nbs/02f_report.ipynb #bcccb2d0
 def _fingerprints(features: Mapping) -> dict:
     out = {}
     for m, f in features.items():
@@ -33,6 +34,7 @@ def _fingerprints(features: Mapping) -> dict:
         else: out[m] = f.fingerprint()
     return out
 
+# %% ../nbs/02f_report.ipynb #fe3b5846
 def result_record(results: Sequence[BenchmarkResult], *, model: str, features: Mapping, preset: str, seed: int, device: str,
                   model_ids: Mapping | None = None, revisions: Mapping | None = None, **extra) -> dict:
     "The JSON-ready record of one model's evaluation on one or more benchmark splits."
@@ -49,6 +51,7 @@ def result_record(results: Sequence[BenchmarkResult], *, model: str, features: M
                                       preset=preset, seed=seed, device=device, **extra),
                 metrics=metrics, per_class=per_class, error_analysis=errors, skips=skips)
 
+# %% ../nbs/02f_report.ipynb #4143c172
 def _slug(s: str) -> str: return re.sub(r"[^A-Za-z0-9]+", "_", s).strip("_").lower()
 
 def save_result(record: dict, out_dir) -> Path:
@@ -57,12 +60,13 @@ def save_result(record: dict, out_dir) -> Path:
     save_json(path, record)
     return path
 
+# %% ../nbs/02f_report.ipynb #631878b3
 def load_results(out_dir) -> list:
     "Every result record in `out_dir` (files that are not result records are ignored)."
     recs = [load_json(p) for p in sorted(Path(out_dir).glob("results_*.json"))]
     return [r for r in recs if r.get("schema") == RESULT_SCHEMA]
 
-# %% ../nbs/02f_report.ipynb #b91c12d7
+# %% ../nbs/02f_report.ipynb #286538f1
 PAPER_SOURCE = "BioVITA (CVPR 2026) project page, cross-modal retrieval tables, species level"
 _PAPER = {
     "seen": """
@@ -78,11 +82,8 @@ ImageBind       | 2.2/11.8  | 1.5/8.9   | 1.1/9.2   | 3.0/12.1  | 42.8/67.5 | 47
 BioCLIP 2       | –         | –         | –         | –         | 33.0/59.5 | 37.1/66.7
 BioVITA Stage 1 | 14.6/32.9 | 20.0/43.4 | 7.8/23.6  | 6.4/25.8  | 33.0/59.5 | 37.1/66.7
 BioVITA Stage 2 | 36.6/62.2 | 54.1/74.8 | 29.3/54.3 | 28.0/55.5 | 76.8/94.7 | 86.5/96.2"""}
-PAPER_AVERAGES = {("seen", "ImageBind"): (22.8, 35.1), ("seen", "TaxaBind"): (29.1, 50.9), ("seen", "BioVITA Stage 1"): (64.3, 83.6),
-                  ("seen", "BioVITA Stage 2"): (71.7, 89.2), ("unseen", "ImageBind"): (16.4, 30.2),
-                  ("unseen", "BioVITA Stage 1"): (19.8, 42.0), ("unseen", "BioVITA Stage 2"): (51.9, 73.0)}
-PAPER_SSW60_MAP = 70.47   # paper B, SSW60 audio -> image mAP (variant not stated)
 
+# %% ../nbs/02f_report.ipynb #7dc653d1
 def paper_results() -> pd.DataFrame:
     "The published Top-1/Top-5 (%) as a long frame: table, model, direction, top1, top5, source."
     rows = []
@@ -95,9 +96,18 @@ def paper_results() -> pd.DataFrame:
                     rows.append(dict(table=table, model=model, direction=d, top1=t1, top5=t5, source=PAPER_SOURCE))
     return pd.DataFrame(rows)
 
-# %% ../nbs/02f_report.ipynb #97901c17
+# %% ../nbs/02f_report.ipynb #32ba1a65
+PAPER_AVERAGES = {("seen", "ImageBind"): (22.8, 35.1), ("seen", "TaxaBind"): (29.1, 50.9), ("seen", "BioVITA Stage 1"): (64.3, 83.6),
+                  ("seen", "BioVITA Stage 2"): (71.7, 89.2), ("unseen", "ImageBind"): (16.4, 30.2),
+                  ("unseen", "BioVITA Stage 1"): (19.8, 42.0), ("unseen", "BioVITA Stage 2"): (51.9, 73.0)}
+
+# %% ../nbs/02f_report.ipynb #4e6636e0
+PAPER_SSW60_MAP = 70.47   # paper B, SSW60 audio -> image mAP (variant not stated)
+
+# %% ../nbs/02f_report.ipynb #d877e1f8
 PAPER_TABLES = {"seen": ("seen", "species"), "unseen": ("unseen", "species"), "genus": ("seen", "genus"), "family": ("seen", "family")}
 
+# %% ../nbs/02f_report.ipynb #c89e281b
 def results_long(records: Sequence[dict]) -> pd.DataFrame:
     "Our results in the long layout of `paper_results`, plus one analytic Random row per (table, direction)."
     rows, random_done = [], set()
@@ -113,6 +123,7 @@ def results_long(records: Sequence[dict]) -> pd.DataFrame:
                                          top5=m["random_top5"], source="analytic"))
     return pd.DataFrame(rows, columns=["table", "model", "direction", "top1", "top5", "source"])
 
+# %% ../nbs/02f_report.ipynb #c79dfa07
 def paper_table(long: pd.DataFrame, table: str) -> pd.DataFrame:
     "One table in the paper's layout: rows = models, columns = directions + Avg, cells 'Top-1/Top-5'."
     sub = long[long.table == table]
@@ -127,6 +138,7 @@ def paper_table(long: pd.DataFrame, table: str) -> pd.DataFrame:
     out.index.name = "Model"
     return out
 
+# %% ../nbs/02f_report.ipynb #d052e59e
 def paper_tables(records: Sequence[dict], paper: bool = False) -> dict:
     "All four tables from result records (and the published rows, labelled '(paper)', if `paper`)."
     long = results_long(records)
@@ -135,7 +147,7 @@ def paper_tables(records: Sequence[dict], paper: bool = False) -> dict:
         long = pd.concat([long[long.model == "Random"], pub, long[long.model != "Random"]])
     return {t: paper_table(long, t) for t in PAPER_TABLES}
 
-# %% ../nbs/02f_report.ipynb #539b439d
+# %% ../nbs/02f_report.ipynb #7ff21e31
 def markdown_table(df: pd.DataFrame) -> str:
     "A GitHub-flavoured Markdown table of `df` (index included)."
     cols = [df.index.name or "", *map(str, df.columns)]
@@ -143,6 +155,7 @@ def markdown_table(df: pd.DataFrame) -> str:
     lines += ["| " + " | ".join(map(str, [i, *r])) + " |" for i, r in zip(df.index, df.itertuples(index=False))]
     return "\n".join(lines) + "\n"
 
+# %% ../nbs/02f_report.ipynb #201ca0b2
 def write_tables(tables: Mapping[str, pd.DataFrame], out_dir, prefix: str = "table_") -> list:
     "Write each table as <out_dir>/<prefix><name>.{csv,md,tex}; returns the paths."
     out_dir, paths = Path(out_dir), []
@@ -153,7 +166,7 @@ def write_tables(tables: Mapping[str, pd.DataFrame], out_dir, prefix: str = "tab
             atomic_write_text(base.with_suffix(f".{ext}"), text); paths.append(base.with_suffix(f".{ext}"))
     return paths
 
-# %% ../nbs/02f_report.ipynb #b23efa69
+# %% ../nbs/02f_report.ipynb #d598e80c
 def save_figure(fig, out_dir, name: str, dpi: int = 150) -> list:
     "Write `fig` as <out_dir>/<name>.png and .svg; returns the paths."
     paths = []
@@ -164,6 +177,7 @@ def save_figure(fig, out_dir, name: str, dpi: int = 150) -> list:
         atomic_write_bytes(path, buf.getvalue()); paths.append(path)
     return paths
 
+# %% ../nbs/02f_report.ipynb #4f3c759f
 def plot_directions(long: pd.DataFrame, tables: Sequence[str] = ("seen", "unseen", "genus", "family")):
     "Top-1 (%) per direction, one bar per model, one panel per table."
     tables = [t for t in tables if (long.table == t).any()]
@@ -176,6 +190,7 @@ def plot_directions(long: pd.DataFrame, tables: Sequence[str] = ("seen", "unseen
     fig.tight_layout()
     return fig
 
+# %% ../nbs/02f_report.ipynb #b4c44734
 def error_analysis_frame(records: Sequence[dict], split: str = "seen", direction: str = "all") -> pd.DataFrame:
     "Share (%) of species-level errors whose top-ranked wrong taxon is in the correct genus / family, per model."
     rows = []
@@ -186,6 +201,7 @@ def error_analysis_frame(records: Sequence[dict], split: str = "seen", direction
                          dict(model=rec["model"], within="correct family", share=e["same_family"], errors=e["errors"])]
     return pd.DataFrame(rows, columns=["model", "within", "share", "errors"])
 
+# %% ../nbs/02f_report.ipynb #c64d0986
 def plot_error_analysis(frame: pd.DataFrame):
     "Bars: among species-level errors, the share in the correct genus and in the correct family, per model."
     fig, ax = plt.subplots(figsize=(5, 3.6))
@@ -194,7 +210,7 @@ def plot_error_analysis(frame: pd.DataFrame):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/02f_report.ipynb #074c8bdc
+# %% ../nbs/02f_report.ipynb #cf3bb6e7
 def embedding_map_frame(points: Mapping[str, tuple], method: str = "pca", max_per_modality: int = 1000, seed: int = 0) -> pd.DataFrame:
     "2-d projection (PCA or t-SNE) of the joint space: `points` maps modality -> (Features, family label per row)."
     from sklearn.decomposition import PCA
@@ -213,6 +229,7 @@ def embedding_map_frame(points: Mapping[str, tuple], method: str = "pca", max_pe
     else: raise ValueError(f"method must be 'pca' or 'tsne', not {method!r}")
     return pd.concat(meta, ignore_index=True).assign(x=xy[:, 0], y=xy[:, 1])
 
+# %% ../nbs/02f_report.ipynb #2bfcf123
 def plot_embedding_map(frame: pd.DataFrame, title: str = "joint embedding space"):
     "Scatter of `embedding_map_frame`: colour = family, marker = modality."
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
@@ -222,6 +239,7 @@ def plot_embedding_map(frame: pd.DataFrame, title: str = "joint embedding space"
     fig.tight_layout()
     return fig
 
+# %% ../nbs/02f_report.ipynb #1984d357
 def plot_topk_curves(record: dict, split: str = "seen", kmax: int = 100):
     "Top-k (%) against k, one panel per level, one line per direction, from a result record."
     rows = [dict(level=m["level"], direction=m["direction"], k=k, topk=v)

@@ -26,13 +26,14 @@ __all__ = ['CROPS', 'SHARD_EXT', 'draw_k', 'species_groups', 'balanced_epoch', '
            'collate_items', 'record_skipped', 'CorpusDataset', 'AudioTextDataset', 'ImageTextDataset',
            'stage2_triplets', 'TripletDataset', 'write_shards', 'shard_dataset']
 
-# %% ../nbs/01f_sampling.ipynb #0bcbf574
+# %% ../nbs/01f_sampling.ipynb #1cd2cca4
 def draw_k(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
     "`k` positions in `range(n)`: distinct if `k <= n`, else each position once plus `k - n` drawn with replacement."
     if n <= 0 or k <= 0: return np.zeros(0, np.int64)
     if k <= n: return rng.choice(n, k, replace=False).astype(np.int64)
     return np.concatenate([np.arange(n), rng.choice(n, k - n, replace=True)]).astype(np.int64)
 
+# %% ../nbs/01f_sampling.ipynb #ad5f1db6
 def species_groups(species_index) -> dict:
     "Item positions per species index (positions in ascending order)."
     s = np.asarray(species_index, dtype=np.int64)
@@ -41,6 +42,7 @@ def species_groups(species_index) -> dict:
     uniq, starts = np.unique(s[order], return_index=True)
     return dict(zip(uniq.tolist(), np.split(order, starts[1:])))
 
+# %% ../nbs/01f_sampling.ipynb #1beabf51
 def balanced_epoch(species_index, seed: int, epoch: int, max_per_species: int = 20, min_per_species: int = 5) -> np.ndarray:
     "Item positions of one species-balanced epoch, in the epoch's (deterministic) order."
     parts = [items[draw_k(len(items), min(max(len(items), min_per_species), max_per_species), np.random.default_rng([seed, epoch, s]))]
@@ -48,7 +50,7 @@ def balanced_epoch(species_index, seed: int, epoch: int, max_per_species: int = 
     plan = np.concatenate(parts) if parts else np.zeros(0, np.int64)
     return plan[np.random.default_rng([seed, epoch]).permutation(len(plan))]
 
-# %% ../nbs/01f_sampling.ipynb #b84a5c91
+# %% ../nbs/01f_sampling.ipynb #ea636eec
 class EpochSampler(torch.utils.data.Sampler):
     "Deterministic per-epoch plans, sliced by rank like `DistributedSampler`, resumable at (epoch, position)."
     def __init__(self, seed: int = 0, rank: int = 0, world_size: int = 1):
@@ -89,6 +91,7 @@ class EpochSampler(torch.utils.data.Sampler):
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
         self._start = self.position
 
+# %% ../nbs/01f_sampling.ipynb #58c9423d
 class SpeciesBalancedSampler(EpochSampler):
     "BioVITA's species-balanced epochs (`balanced_epoch`) over items with species indices `species_index`."
     def __init__(self, species_index, seed: int = 0, max_per_species: int = 20, min_per_species: int = 5,
@@ -102,27 +105,32 @@ class SpeciesBalancedSampler(EpochSampler):
         return balanced_epoch(self.species_index, self.seed, epoch, self.max_per_species, self.min_per_species)
     def epoch_length(self, epoch: int) -> int: return self._length
 
+# %% ../nbs/01f_sampling.ipynb #a2d1b032
 class SequentialEpochSampler(EpochSampler):
     "Positions `0..length-1` in order every epoch (for datasets that shuffle themselves, e.g. stage-2 triplets)."
     def __init__(self, length: int, rank: int = 0, world_size: int = 1):
         super().__init__(0, rank, world_size); self.length = int(length)
     def epoch_plan(self, epoch: int) -> np.ndarray: return np.arange(self.length)
 
-# %% ../nbs/01f_sampling.ipynb #282c072d
+# %% ../nbs/01f_sampling.ipynb #eefc3194
 CROPS = ("random", "onset", "none")
 
+# %% ../nbs/01f_sampling.ipynb #d0165b7f
 def item_seed(*key: int) -> int:
     "A 32-bit seed that is a deterministic function of the integers `key` (e.g. seed, epoch, item id)."
     return int(np.random.SeedSequence([int(k) for k in key]).generate_state(1)[0])
 
+# %% ../nbs/01f_sampling.ipynb #37cd784c
 def item_generator(*key: int) -> torch.Generator:
     return torch.Generator().manual_seed(item_seed(*key))
 
+# %% ../nbs/01f_sampling.ipynb #a92cb8a8
 def worker_init_fn(worker_id: int):
     "DataLoader `worker_init_fn`: seed `random` and NumPy from the per-worker seed torch assigned (base seed + worker id)."
     s = torch.initial_seed() % 2**32
     random.seed(s); np.random.seed(s)
 
+# %% ../nbs/01f_sampling.ipynb #4c296797
 def audio_clip(src, cfg: AudioConfig = AudioConfig(), crop: str = "random", generator: torch.Generator | None = None,
                name=None) -> torch.Tensor:
     "`load_audio` then the `crop` ('random': train, 'onset': eval, 'none': the whole clip)."
@@ -132,7 +140,7 @@ def audio_clip(src, cfg: AudioConfig = AudioConfig(), crop: str = "random", gene
     if crop == "none": return wave
     raise ValueError(f"crop must be one of {CROPS}, not {crop!r}")
 
-# %% ../nbs/01f_sampling.ipynb #7aecc55a
+# %% ../nbs/01f_sampling.ipynb #92fe4d65
 @dataclass(frozen=True)
 class ItemSpec:
     "How one stored item (a file or shard member) becomes a dataset item; shared by folder and shard datasets."
@@ -165,6 +173,7 @@ class ItemSpec:
         if self.prompts is not None: out["text"] = self.prompts(taxon, epoch, item_id)
         return out
 
+# %% ../nbs/01f_sampling.ipynb #6f94d31f
 def collate_items(batch: list) -> dict:
     "Collate item dicts (tensors stacked, numbers to tensors, strings to lists); skipped items go to `batch['skipped']`."
     good = [b for b in batch if not b.get("skipped")]
@@ -172,15 +181,17 @@ def collate_items(batch: list) -> dict:
     out["skipped"] = [(b["item"], b["reason"], b["detail"]) for b in batch if b.get("skipped")]
     return out
 
+# %% ../nbs/01f_sampling.ipynb #589972cb
 def record_skipped(report: SkipReport, batch: dict) -> SkipReport:
     "Add a collated batch's skipped items to `report`."
     for item, reason, detail in batch.get("skipped", []): report.add(item, reason, detail)
     return report
 
-# %% ../nbs/01f_sampling.ipynb #742e2d00
+# %% ../nbs/01f_sampling.ipynb #74d0090e
 def _epoch_key(key, default_epoch: int) -> tuple:
     return (int(key[0]), int(key[1])) if isinstance(key, (tuple, list)) else (default_epoch, int(key))
 
+# %% ../nbs/01f_sampling.ipynb #1407d695
 class CorpusDataset(torch.utils.data.Dataset):
     "Items of one modality and split of a `Corpus`; index with a position or an `(epoch, position)` pair."
     def __init__(self, corpus: Corpus, modality: str, split: str | None = "train", *, cfg: AudioConfig = AudioConfig(),
@@ -205,12 +216,14 @@ class CorpusDataset(torch.utils.data.Dataset):
         "The species-balanced epoch sampler over this dataset's items."
         return SpeciesBalancedSampler(self.species_index, seed, max_per_species, min_per_species, rank, world_size)
 
+# %% ../nbs/01f_sampling.ipynb #bebc482f
 class AudioTextDataset(CorpusDataset):
     "Stage-1 (audio, text) pairs: 10 s clips (random crop for training, onset crop for eval) with a training prompt."
     def __init__(self, corpus: Corpus, split: str | None = "train", *, cfg: AudioConfig = AudioConfig(), crop: str = "random",
                  prompts: PromptSampler | None = PromptSampler(0), seed: int = 0, on_error: OnError = "raise"):
         super().__init__(corpus, "audio", split, cfg=cfg, crop=crop, prompts=prompts, seed=seed, on_error=on_error)
 
+# %% ../nbs/01f_sampling.ipynb #5899fd21
 class ImageTextDataset(CorpusDataset):
     "(image, text) pairs, the image through the model's transform."
     def __init__(self, corpus: Corpus, split: str | None = "train", *, transform: Callable | None = None,
@@ -264,9 +277,10 @@ class TripletDataset(torch.utils.data.Dataset):
         return dict(audio=au["audio"], image=im["image"], text=self.prompts(self.taxa[s], epoch, j), id=j,
                     audio_id=au["id"], image_id=im["id"], species_index=s, epoch=epoch)
 
-# %% ../nbs/01f_sampling.ipynb #8778b19d
+# %% ../nbs/01f_sampling.ipynb #7a3e0c81
 SHARD_EXT = {"audio": "flac", "image": "png"}
 
+# %% ../nbs/01f_sampling.ipynb #a9bdb082
 def _encode_member(modality: str, path: Path, cfg: AudioConfig) -> bytes:
     buf = io.BytesIO()
     if modality == "image":
@@ -277,6 +291,7 @@ def _encode_member(modality: str, path: Path, cfg: AudioConfig) -> bytes:
         sf.write(buf, np.clip(wave.T, -1, 1), sr, format="FLAC", subtype="PCM_24")
     return buf.getvalue()
 
+# %% ../nbs/01f_sampling.ipynb #01b9fbbd
 def write_shards(corpus: Corpus, modality: str, split: str | None, out_dir, max_per_shard: int = 1000,
                  on_error: OnError = "raise", report: SkipReport | None = None, cfg: AudioConfig = AudioConfig()) -> list:
     "Pack the `modality` items of `split` into `<out_dir>/<modality>-<split>-NNNNNN.tar`; returns the shard paths."
@@ -299,6 +314,7 @@ def write_shards(corpus: Corpus, modality: str, split: str | None, out_dir, max_
         shards.append(path)
     return shards
 
+# %% ../nbs/01f_sampling.ipynb #e7fb7b57
 def shard_dataset(shards: Sequence, modality: str, *, cfg: AudioConfig = AudioConfig(), crop: str = "random",
                   transform: Callable | None = None, prompts: PromptSampler | None = None, seed: int = 0, epoch: int = 0,
                   on_error: OnError = "raise"):

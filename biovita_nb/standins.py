@@ -8,10 +8,7 @@ import copy
 import math
 import numpy as np
 import open_clip
-import os
 import pandas as pd
-import shutil
-import tempfile
 import time
 import torch
 import torch.nn.functional as F
@@ -22,7 +19,7 @@ from typing import Callable, Sequence
 from open_clip.transform import PreprocessCfg, image_transform_v2
 from safetensors.torch import load_file as safetensors_load_file, save as safetensors_dumps
 from torch import nn
-from .core import atomic_write_bytes, build_threads, cache_dir, cache_lock, config_hash, load_json, provenance, save_json
+from .core import atomic_write_bytes, build_once, cache_dir, cache_lock, config_hash, load_json, provenance, save_json
 from .taxonomy import TEXT_TYPES, Taxon, bioclip_text
 from .toydesign import AcousticPhenotype, ToyWorldConfig
 from .toyworld import ToyWorld, make_toyworld
@@ -30,7 +27,8 @@ from .corpus import Corpus, read_corpus
 from .media import AudioConfig, image_tensor, load_audio, onset_start
 from .contrastive import LOGIT_SCALE_BOUNDS, LOGIT_SCALE_INIT, clip_loss, fit
 from .frontend import ClapFrontEnd
-from .hub import ClapBundle, ModelSpec, OpenClipBundle, TOY_BIOCLIP_CFG, bioclip_preprocess_cfg, build_clap, build_open_clip, clap_audio_embeddings, clap_text_embeddings, hub_cache, load_clap, load_open_clip, model_spec, pooled, resolve_model_dir, save_clap, save_open_clip, to_hub_cache, toy_clap_config, train_toy_tokenizer
+from .hub import ClapBundle, ModelSpec, OpenClipBundle, TOY_BIOCLIP_CFG, bioclip_preprocess_cfg, build_clap, build_open_clip, clap_audio_embeddings, clap_text_embeddings, hub_cache, load_clap, load_open_clip, model_spec, open_clip_image_embeddings, open_clip_text_embeddings, pooled, resolve_model_dir, save_clap, save_open_clip, to_hub_cache, toy_clap_config, train_toy_tokenizer
+from .metrics import linear_probe, probe_top1, top1
 
 # %% auto #0
 __all__ = ['BIOCLIP_TEMPLATES', 'BIOLINGUAL_TEMPLATES', 'TEXT_ONLY_SPEC', 'TEXT_ONLY_CONFIG', 'TEXT_ONLY_WEIGHTS', 'F0_BANDS',
@@ -40,8 +38,7 @@ __all__ = ['BIOCLIP_TEMPLATES', 'BIOLINGUAL_TEMPLATES', 'TEXT_ONLY_SPEC', 'TEXT_
            'clamped_scale', 'train_contrastive', 'bioclip_texts', 'open_clip_tokenizer', 'train_bioclip',
            'TextOnlyEncoder', 'TextOnlyBundle', 'save_text_only', 'load_text_only', 'train_text_only',
            'sound_attributes', 'sound_caption', 'sound_captions', 'species_captions', 'train_clap', 'train_claps',
-           'top1', 'open_clip_image_embeddings', 'open_clip_text_embeddings', 'calibrate', 'publish_and_load',
-           'reference_outputs', 'reload_differences', 'StandIns', 'make_standins']
+           'calibrate', 'publish_and_load', 'reference_outputs', 'reload_differences', 'StandIns', 'make_standins']
 
 # %% ../nbs/02g_standins.ipynb #12dcc1cd
 @dataclass(frozen=True)
@@ -343,31 +340,7 @@ def train_claps(config: StandInConfig, data: StandInData, features: torch.Tensor
     biolingual_log = train_clap(biolingual, config.biolingual, features, labels, names, config.seed, 4, progress)
     return laion, biolingual, laion_log, biolingual_log
 
-# %% ../nbs/02g_standins.ipynb #13b2c66e
-def top1(queries: torch.Tensor, gallery: torch.Tensor, labels: torch.Tensor) -> float:
-    "Share of queries whose most similar gallery row is row `labels[i]` (rows L2-normalised)."
-    return float(((queries @ gallery.T).argmax(1) == labels).float().mean())
-
-@torch.no_grad()
-def open_clip_image_embeddings(bundle: OpenClipBundle, pixels: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    "L2-normalised image embeddings (float32) of preprocessed `pixels`."
-    return torch.cat([F.normalize(bundle.model.encode_image(p), dim=-1).float() for p in pixels.split(batch_size)])
-
-@torch.no_grad()
-def open_clip_text_embeddings(bundle: OpenClipBundle, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
-    "L2-normalised text embeddings (float32) of `texts`."
-    texts = list(texts)
-    return torch.cat([F.normalize(bundle.model.encode_text(bundle.tokenizer(texts[i:i + batch_size])), dim=-1).float()
-                      for i in range(0, len(texts), batch_size)])
-
-# %% ../nbs/02g_standins.ipynb #277791be
-def _probe(train_x, train_y, test_x, test_y) -> float:
-    from sklearn.linear_model import LogisticRegression
-    from threadpoolctl import threadpool_limits
-    with threadpool_limits(1):                    # BLAS threads on shared cores make sklearn far slower
-        clf = LogisticRegression(C=1.0, max_iter=1000).fit(train_x.numpy(), train_y.numpy())
-    return float((clf.predict(test_x.numpy()) == test_y.numpy()).mean())
-
+# %% ../nbs/02g_standins.ipynb #8f9d01e1
 def _attribute_alignment(bundle: ClapBundle, audio: torch.Tensor, attrs: list) -> dict:
     "Zero-shot accuracy of each sound attribute, and the majority-value share, averaged over SOUND_ATTRIBUTES."
     vocab = dict(pitch=[w for _, w in F0_BANDS], call=list(CALL_WORDS.values()), fm=list(FM_WORDS.values()),
@@ -387,11 +360,11 @@ def calibrate(bioclip: OpenClipBundle, laion: ClapBundle, biolingual: ClapBundle
     out, tr = {}, bioclip_transform(config.bioclip_model)
     for group, species in (("seen", data.seen), ("unseen", data.unseen)):
         items = data.items("image", "test", species)
-        img = open_clip_image_embeddings(bioclip, load_pixels(data, items, tr))
+        img = open_clip_image_embeddings(bioclip.model, load_pixels(data, items, tr))
         y = data.labels(items, species)
-        out[f"bioclip_i2t_sci_{group}"] = top1(img, open_clip_text_embeddings(bioclip, species), y)
+        out[f"bioclip_i2t_sci_{group}"] = top1(img, open_clip_text_embeddings(bioclip.model, bioclip.tokenizer, species), y)
         out[f"bioclip_i2t_taxon_com_{group}"] = top1(
-            img, open_clip_text_embeddings(bioclip, [bioclip_text(data.taxa[s], "taxon_com") for s in species]), y)
+            img, open_clip_text_embeddings(bioclip.model, bioclip.tokenizer, [bioclip_text(data.taxa[s], "taxon_com") for s in species]), y)
         com = text_only.encode([data.taxa[s].common_name for s in species])
         out[f"text_only_com2sci_{group}"] = top1(com, text_only.encode(species), torch.arange(len(species)))
         a_items = data.items("audio", "test", species)
@@ -406,7 +379,7 @@ def calibrate(bioclip: OpenClipBundle, laion: ClapBundle, biolingual: ClapBundle
                 out[f"laion_clap_a2sound_{group}"], out[f"sound_majority_{group}"] = al["accuracy"], al["majority"]
             if group == "seen":
                 y_train = data.labels(data.items("audio", "train", data.seen), data.seen)
-                out[f"{key}_probe_seen"] = _probe(clap_audio_embeddings(b.model, audio["train"]), y_train, emb, ya)
+                out[f"{key}_probe_seen"] = probe_top1(linear_probe(clap_audio_embeddings(b.model, audio["train"]), y_train, max_iter=1000), emb, ya)
         out[f"chance_{group}"] = 1 / len(species)
     return out
 
@@ -521,7 +494,7 @@ def _train_into(folder: Path, config: StandInConfig, world: ToyWorld, progress: 
     save_json(folder / "report.json", report)
     return report
 
-# %% ../nbs/02g_standins.ipynb #9d98d973
+# %% ../nbs/02g_standins.ipynb #7058a33f
 def _resolve(config: StandInConfig | None, world: ToyWorld | None) -> tuple:
     if config is None: config = StandInConfig(world=world.config) if world is not None else StandInConfig()
     if not isinstance(config, StandInConfig): raise TypeError(f"config must be a StandInConfig, not {type(config).__name__}")
@@ -535,22 +508,10 @@ def make_standins(config: StandInConfig | None = None, world: ToyWorld | None = 
     "Train (or reuse from the cache) the toy stand-ins of `config` and return them loaded offline from the hub cache."
     config, world = _resolve(config, world)
     chash, root = config_hash(config), cache_dir("standins", config)
-    with cache_lock(root):                                                # one process trains, the others wait and reuse
-        report = _is_complete(root, chash, world)
-        reused = report is not None
-        if not reused:
-            root.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
-            try:
-                with build_threads(): report = _train_into(tmp, config, world, progress)
-                os.chmod(tmp, 0o755)
-                if root.exists(): shutil.rmtree(root)                     # a stale folder (older format or world)
-                os.rename(tmp, root)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-            report = load_json(root / "report.json")
-        t0 = time.perf_counter()
-        bundles, commits = publish_and_load(root)                       # inside the lock: publishers share the hub cache
+    report, reused = build_once(root, lambda r: _is_complete(r, chash, world),   # one process trains, the others reuse
+                                lambda folder: _train_into(folder, config, world, progress))
+    t0 = time.perf_counter()
+    with cache_lock(root): bundles, commits = publish_and_load(root)    # under the lock: publishers share the hub cache
     diffs = reload_differences(bundles, root)
     worst = max(diffs.values())
     if not worst < 1e-5:

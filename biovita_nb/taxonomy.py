@@ -18,22 +18,25 @@ __all__ = ['RANKS', 'Level', 'LEVELS', 'METADATA_TAXON_COLUMNS', 'TEXT_TYPES', '
            'available_text_types', 'bioclip_text', 'biovita_tax_string', 'training_prompts', 'PromptSampler',
            'TraitSpec', 'trait_table', 'validate_traits']
 
-# %% ../nbs/00b_taxonomy.ipynb #bbc471cd
+# %% ../nbs/00b_taxonomy.ipynb #93bf54ac
 RANKS = ("kingdom", "phylum", "class", "order", "family", "genus", "species")
+
+# %% ../nbs/00b_taxonomy.ipynb #eaef845b
 Level = Literal["species", "genus", "family"]
 LEVELS: tuple = ("species", "genus", "family")   # the benchmark's three levels, finest first
 
+# %% ../nbs/00b_taxonomy.ipynb #e4d2c1fd
 class TaxonomyError(ValueError):
     "A malformed taxon name or metadata row; the message names the file, row and column."
 
-# %% ../nbs/00b_taxonomy.ipynb #485a0922
+# %% ../nbs/00b_taxonomy.ipynb #ba18a2ed
 def clean_text(s) -> str:
     "Strip and collapse whitespace; `None`/NaN -> ''."
     if s is None or (isinstance(s, float) and math.isnan(s)): return ""
     return " ".join(str(s).split())
 
+# %% ../nbs/00b_taxonomy.ipynb #f05fd279
 _WORD = re.compile(r"^[A-Za-z][A-Za-z\-]*$")
-_EPITHET = re.compile(r"^[a-z][a-z\-]*$|^×$")
 
 def normalize_rank_name(s, rank: str = "genus") -> str:
     "One capitalised word for a rank above species ('' stays '')."
@@ -41,6 +44,9 @@ def normalize_rank_name(s, rank: str = "genus") -> str:
     if not s: return ""
     if not _WORD.match(s): raise TaxonomyError(f"{rank} name {s!r} is not a single latin word")
     return s[0].upper() + s[1:].lower()
+
+# %% ../nbs/00b_taxonomy.ipynb #9699a197
+_EPITHET = re.compile(r"^[a-z][a-z\-]*$|^×$")
 
 def normalize_species(s) -> str:
     "Canonical binomial (or trinomial): 'Genus epithet [subspecies]'."
@@ -85,15 +91,14 @@ class Taxon:
 
     def lineage(self) -> tuple: return tuple(self.at(r) for r in RANKS)
 
-# %% ../nbs/00b_taxonomy.ipynb #d791a2de
-METADATA_TAXON_COLUMNS = ("scientific_name", "accepted_name", "class", "order", "family", "genus", "com")
-
+# %% ../nbs/00b_taxonomy.ipynb #588c3153
 def _where(source, row_number, column) -> str:
     loc = [str(source) if source else "metadata"]
     if row_number is not None: loc.append(f"row {row_number}")
     loc.append(f"column {column!r}")
     return ", ".join(loc)
 
+# %% ../nbs/00b_taxonomy.ipynb #6d02f8f2
 def taxon_from_row(row: Mapping, source=None, row_number: int | None = None) -> Taxon:
     "Build a `Taxon` from a BioVITA metadata row (a dict or pandas row)."
     get = lambda c: clean_text(row.get(c)) if hasattr(row, "get") else clean_text(row[c])
@@ -115,6 +120,9 @@ def taxon_from_row(row: Mapping, source=None, row_number: int | None = None) -> 
     return Taxon(species=species, genus=genus_of_name, family=ranks["family"], order=ranks["order"],
                  klass=ranks["class"], phylum=ranks["phylum"] or "Chordata", kingdom=ranks["kingdom"] or "Animalia",
                  common_name=get("com"))
+
+# %% ../nbs/00b_taxonomy.ipynb #1d194d00
+METADATA_TAXON_COLUMNS = ("scientific_name", "accepted_name", "class", "order", "family", "genus", "com")
 
 # %% ../nbs/00b_taxonomy.ipynb #40d3bf79
 class Taxonomy:
@@ -164,34 +172,39 @@ class Taxonomy:
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame([dict(zip(RANKS, t.lineage()), common_name=t.common_name) for t in self.taxa.values()])
 
-# %% ../nbs/00b_taxonomy.ipynb #9e5b087c
+# %% ../nbs/00b_taxonomy.ipynb #453de3ed
 def taxon_at_level(taxon: Taxon, level: Level) -> str:
     "Name of `taxon` at a benchmark level."
     if level not in LEVELS: raise ValueError(f"unknown level {level!r}; levels are {LEVELS}")
     return taxon.at(level)
 
+# %% ../nbs/00b_taxonomy.ipynb #5257dc4d
 def same_taxon(a: Taxon, b: Taxon, level: Level) -> bool:
     "Do `a` and `b` share a (non-empty) taxon at `level`?"
     na, nb = taxon_at_level(a, level), taxon_at_level(b, level)
     return bool(na) and na == nb
 
+# %% ../nbs/00b_taxonomy.ipynb #b80610d3
 def level_codes(taxa: Iterable[Taxon], level: Level) -> np.ndarray:
     "Integer code per taxon at `level`; equal codes mean same taxon; unknown names get distinct negative codes."
     names = [taxon_at_level(t, level) for t in taxa]
     vocab = {n: i for i, n in enumerate(sorted({n for n in names if n}))}
     return np.array([vocab[n] if n else -1 - i for i, n in enumerate(names)], dtype=np.int64)
 
-# %% ../nbs/00b_taxonomy.ipynb #a0df1e23
-TEXT_TYPES = ("taxon", "sci", "com", "sci_com", "taxon_com")
-BIOCLIP_TEMPLATE = "a photo of {}."
-
+# %% ../nbs/00b_taxonomy.ipynb #ee49c751
 def taxonomic_string(t: Taxon, ranks=RANKS) -> str:
     "Space-joined lineage over `ranks`, ending with the binomial (empty ranks left out)."
     parts = [t.at(r) for r in ranks if r not in ("genus", "species") and t.at(r)]
     return " ".join(parts + ([t.species] if "species" in ranks else [t.genus]))
 
+# %% ../nbs/00b_taxonomy.ipynb #4b0f9726
+TEXT_TYPES = ("taxon", "sci", "com", "sci_com", "taxon_com")
+
 def available_text_types(t: Taxon) -> tuple:
     return TEXT_TYPES if t.common_name else ("taxon", "sci")
+
+# %% ../nbs/00b_taxonomy.ipynb #7cf463d0
+BIOCLIP_TEMPLATE = "a photo of {}."
 
 def bioclip_text(t: Taxon, text_type: str = "taxon_com", template: str = BIOCLIP_TEMPLATE) -> str:
     "The BioCLIP 2 text of `text_type` for taxon `t`."
@@ -203,12 +216,13 @@ def bioclip_text(t: Taxon, text_type: str = "taxon_com", template: str = BIOCLIP
             "taxon_com": f"{taxonomic_string(t)} with common name {t.common_name}"}[text_type]
     return template.format(body)
 
-# %% ../nbs/00b_taxonomy.ipynb #20003f26
-BIOVITA_TEMPLATES = ("{com}", "{sci}", "{tax}", "{sci} with common name {com}", "{tax} with common name {com}")
-
+# %% ../nbs/00b_taxonomy.ipynb #9c541a86
 def biovita_tax_string(t: Taxon) -> str:
     "BioVITA's `tax` field: class order family genus scientific_name."
     return " ".join(p for p in (t.klass, t.order, t.family, t.genus, t.species) if p)
+
+# %% ../nbs/00b_taxonomy.ipynb #2554c7f7
+BIOVITA_TEMPLATES = ("{com}", "{sci}", "{tax}", "{sci} with common name {com}", "{tax} with common name {com}")
 
 def training_prompts(t: Taxon) -> list:
     "All BioVITA training prompts for `t`, templates with empty fields dropped."
@@ -219,6 +233,7 @@ def training_prompts(t: Taxon) -> list:
         if all(fields_[f] for f in needed): out.append(tpl.format(**fields_))
     return out
 
+# %% ../nbs/00b_taxonomy.ipynb #643009a9
 @dataclass(frozen=True)
 class PromptSampler:
     "Draw one training prompt per sample, deterministically in `(seed, *key)`."
@@ -228,7 +243,7 @@ class PromptSampler:
         rng = np.random.default_rng([self.seed, *[int(k) for k in key]])
         return prompts[int(rng.integers(len(prompts)))]
 
-# %% ../nbs/00b_taxonomy.ipynb #ed13abd9
+# %% ../nbs/00b_taxonomy.ipynb #2f40a837
 @dataclass(frozen=True)
 class TraitSpec:
     name: str
@@ -237,6 +252,7 @@ class TraitSpec:
     values: tuple
     description: str = ""
 
+# %% ../nbs/00b_taxonomy.ipynb #7cc0310a
 _B = (False, True)
 _HABITATS = ("forest", "grassland", "wetland", "freshwater", "marine", "desert", "mountain", "urban")
 _DIETS = ("insectivore", "carnivore", "piscivore", "herbivore", "frugivore", "nectarivore", "granivore", "omnivore")
@@ -261,13 +277,17 @@ TRAITS: tuple = (
     TraitSpec("chorusing", "acoustics", "binary", _B, "calls in choruses"),
     TraitSpec("conservation_status", "conservation", "categorical", ("LC", "NT", "VU", "EN", "CR"), "IUCN Red List category"),
 )
+
+# %% ../nbs/00b_taxonomy.ipynb #621f6df0
 TRAIT_NAMES = tuple(t.name for t in TRAITS)
 
+# %% ../nbs/00b_taxonomy.ipynb #58fd0cba
 def trait_table() -> pd.DataFrame:
     "The trait schema as a table."
     return pd.DataFrame([dict(name=t.name, group=t.group, kind=t.kind, values=", ".join(map(str, t.values)),
                               description=t.description) for t in TRAITS])
 
+# %% ../nbs/00b_taxonomy.ipynb #6c0dc0ae
 def validate_traits(record: Mapping, source: str = "traits") -> dict:
     "Check one species' trait record against the schema: every trait present, every value allowed."
     spec = {t.name: t for t in TRAITS}

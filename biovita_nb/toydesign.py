@@ -13,15 +13,16 @@ from .taxonomy import validate_traits
 
 # %% auto #0
 __all__ = ['LATENT_DIMS', 'HABITATS', 'PATTERNS', 'RHYTHMS', 'FM_SHAPES', 'ToyWorldConfig', 'describe_config',
-           'pseudo_latin_stem', 'order_name', 'family_name', 'genus_name', 'epithet_name', 'VisualPhenotype',
-           'AcousticPhenotype', 'latent_uniforms', 'visual_phenotype', 'acoustic_phenotype', 'trait_projection',
+           'pseudo_latin_stem', 'order_name', 'family_name', 'genus_name', 'epithet_name', 'latent_uniforms',
+           'VisualPhenotype', 'visual_phenotype', 'AcousticPhenotype', 'acoustic_phenotype', 'trait_projection',
            'derive_traits', 'common_name', 'WorldDesign', 'design_world']
 
-# %% ../nbs/01_toydesign.ipynb #35e8a6d0
+# %% ../nbs/01_toydesign.ipynb #25505ee0
 def _knob(default, help: str):
     "A config field with a one-line meaning, shown by `describe_config`."
     return field(default=default, metadata={"help": help})
 
+# %% ../nbs/01_toydesign.ipynb #5d8a623e
 @dataclass(frozen=True)
 class ToyWorldConfig:
     "Everything that defines a synthetic world; its hash names the cache folder."
@@ -101,6 +102,7 @@ class ToyWorldConfig:
                   ssw60_audio=(1, 1), ssw60_nabirds=(2, 1), ssw60_inat=(2, 1))
         return cls(**{**kw, **overrides})
 
+# %% ../nbs/01_toydesign.ipynb #d10e7518
 def describe_config(config: ToyWorldConfig) -> pd.DataFrame:
     "Every knob of `config` with its value and meaning."
     return pd.DataFrame([dict(knob=f.name, value=getattr(config, f.name), meaning=f.metadata["help"])
@@ -113,17 +115,16 @@ def _rng(config: ToyWorldConfig, stream: str, *key) -> np.random.Generator:
     "Generator of one named stream and key, for `config.seed`."
     return np.random.default_rng([int(config.seed), _STREAMS[stream], *[int(k) for k in key]])
 
-# %% ../nbs/01_toydesign.ipynb #05c41aa3
+# %% ../nbs/01_toydesign.ipynb #4543c9f5
 _ONSETS = ("b", "c", "d", "f", "g", "l", "m", "n", "p", "r", "s", "t", "v", "ch", "ph", "th", "tr", "cr", "pl", "st", "gl")
 _VOWELS = ("a", "e", "i", "o", "u", "a", "e", "i", "o", "ae", "au", "y")
 _CODAS = ("l", "n", "r", "s", "t", "c", "d", "m", "x", "nth", "rc")
-_GENUS_ENDINGS = ("us", "a", "is", "ops", "ornis", "ella", "ix", "ion", "odes")
-_EPITHET_ENDINGS = ("us", "a", "um", "is", "ensis", "ata", "ii", "ica", "oides", "alis")
 
 def pseudo_latin_stem(rng, n_syllables: int) -> str:
     "Lower-case syllables closed by a consonant: 'tarel', 'phomisc'."
     return "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(n_syllables)) + rng.choice(_CODAS)
 
+# %% ../nbs/01_toydesign.ipynb #a980774a
 def _unique(draw, used: set) -> str:
     "Call `draw()` until it gives a name not in `used` (case-insensitive); record it."
     for _ in range(1000):
@@ -132,41 +133,48 @@ def _unique(draw, used: set) -> str:
             used.add(name.lower()); return name
     raise RuntimeError("could not draw a unique name in 1000 tries")
 
+# %% ../nbs/01_toydesign.ipynb #01758ed2
 def order_name(rng, used: set) -> str: return _unique(lambda: pseudo_latin_stem(rng, 2).capitalize() + "iformes", used)
+
+# %% ../nbs/01_toydesign.ipynb #54f6ea80
 def family_name(rng, used: set) -> str: return _unique(lambda: pseudo_latin_stem(rng, 2).capitalize() + "idae", used)
+
+# %% ../nbs/01_toydesign.ipynb #a77f9dfe
+_GENUS_ENDINGS = ("us", "a", "is", "ops", "ornis", "ella", "ix", "ion", "odes")
+
 def genus_name(rng, used: set) -> str:
     return _unique(lambda: (pseudo_latin_stem(rng, int(rng.integers(1, 3))) + rng.choice(_GENUS_ENDINGS)).capitalize(), used)
+
+# %% ../nbs/01_toydesign.ipynb #2ef23f99
+_EPITHET_ENDINGS = ("us", "a", "um", "is", "ensis", "ata", "ii", "ica", "oides", "alis")
+
 def epithet_name(rng, used: set) -> str:
     return _unique(lambda: pseudo_latin_stem(rng, int(rng.integers(1, 3))) + rng.choice(_EPITHET_ENDINGS), used)
 
-# %% ../nbs/01_toydesign.ipynb #2d279b6c
+# %% ../nbs/01_toydesign.ipynb #423b5e74
 LATENT_DIMS = ("size", "elongation", "hue", "saturation", "lightness", "accent", "pattern", "pattern_scale",
                "habitat_x", "habitat_y", "tail", "head", "pitch", "syllable_rate", "fm_depth", "fm_shape",
                "harmonics", "rhythm", "call_length", "call_gap")
-HABITATS = ("forest", "grassland", "wetland", "freshwater", "marine", "desert", "mountain", "urban")
-PATTERNS = ("plain", "spotted", "striped", "barred")
-RHYTHMS = ("tonal", "trilled", "pulsed", "harsh")
-FM_SHAPES = ("up", "down", "vibrato")
 
+def latent_uniforms(z: np.ndarray, total_sd: float) -> dict:
+    "One value in (0, 1) per latent dimension: the normal CDF of the standardised latent."
+    return dict(zip(LATENT_DIMS, ndtr(np.asarray(z) / total_sd).tolist()))
+
+# %% ../nbs/01_toydesign.ipynb #514677f8
+def _lerp(lo, hi, u): return lo + (hi - lo) * u
+def _loglerp(lo, hi, u): return float(np.exp(_lerp(np.log(lo), np.log(hi), u)))
+def _bin(u, n: int) -> int: return min(int(u * n), n - 1)
+
+# %% ../nbs/01_toydesign.ipynb #28e73aa3
 @dataclass(frozen=True)
 class VisualPhenotype:
     "How a species looks: body geometry (half-image units), colours (HSV in [0, 1]), pattern, habitat of its photos."
     body_length: float; body_ratio: float; tail_length: float; head_size: float
     body_hsv: tuple; accent_hsv: tuple; pattern: str; pattern_freq: float; habitat: str
 
-@dataclass(frozen=True)
-class AcousticPhenotype:
-    "How a species sounds: calls of `syllables` harmonic syllables at `f0_hz`, with frequency modulation and a rhythm."
-    f0_hz: float; syllable_rate: float; duty: float; syllables: int; fm_depth: float; fm_shape: str; fm_rate: float
-    harmonics: int; harmonic_decay: float; rhythm: str; call_gap_s: float; pulse_rate: float
-
-def _lerp(lo, hi, u): return lo + (hi - lo) * u
-def _loglerp(lo, hi, u): return float(np.exp(_lerp(np.log(lo), np.log(hi), u)))
-def _bin(u, n: int) -> int: return min(int(u * n), n - 1)
-
-def latent_uniforms(z: np.ndarray, total_sd: float) -> dict:
-    "One value in (0, 1) per latent dimension: the normal CDF of the standardised latent."
-    return dict(zip(LATENT_DIMS, ndtr(np.asarray(z) / total_sd).tolist()))
+# %% ../nbs/01_toydesign.ipynb #e58fc59e
+HABITATS = ("forest", "grassland", "wetland", "freshwater", "marine", "desert", "mountain", "urban")
+PATTERNS = ("plain", "spotted", "striped", "barred")
 
 def visual_phenotype(u: dict) -> VisualPhenotype:
     "Looks of a species from its latent uniforms."
@@ -179,6 +187,17 @@ def visual_phenotype(u: dict) -> VisualPhenotype:
                     _lerp(0.95, 0.3, u["lightness"])),
         pattern=PATTERNS[_bin(u["pattern"], 4)], pattern_freq=_lerp(2.0, 5.5, u["pattern_scale"]),
         habitat=HABITATS[_bin((angle + np.pi) / (2 * np.pi), len(HABITATS))])
+
+# %% ../nbs/01_toydesign.ipynb #1ae6e196
+@dataclass(frozen=True)
+class AcousticPhenotype:
+    "How a species sounds: calls of `syllables` harmonic syllables at `f0_hz`, with frequency modulation and a rhythm."
+    f0_hz: float; syllable_rate: float; duty: float; syllables: int; fm_depth: float; fm_shape: str; fm_rate: float
+    harmonics: int; harmonic_decay: float; rhythm: str; call_gap_s: float; pulse_rate: float
+
+# %% ../nbs/01_toydesign.ipynb #3f1a659e
+RHYTHMS = ("tonal", "trilled", "pulsed", "harsh")
+FM_SHAPES = ("up", "down", "vibrato")
 
 def acoustic_phenotype(u: dict) -> AcousticPhenotype:
     "Voice of a species from its latent uniforms; bigger species call lower."
@@ -194,17 +213,20 @@ def acoustic_phenotype(u: dict) -> AcousticPhenotype:
         harmonics=1 + _bin(u["harmonics"], 4), harmonic_decay=_lerp(0.25, 0.75, u["harmonics"]),
         rhythm=rhythm, call_gap_s=_lerp(0.2, 1.5, u["call_gap"]), pulse_rate=_loglerp(40, 160, u["syllable_rate"]))
 
-# %% ../nbs/01_toydesign.ipynb #120d10f4
+# %% ../nbs/01_toydesign.ipynb #2d1971ac
 _TRAIT_SCORES = ("habitat",) * 8 + ("diet",) * 8 + ("activity",) * 3 + (
     "migratory", "range", "group", "territorial", "arboreal", "mating0", "mating1", "mating2", "mating3",
     "lifespan", "clutch", "chorusing", "conservation")
-_DIETS = ("insectivore", "carnivore", "piscivore", "herbivore", "frugivore", "nectarivore", "granivore", "omnivore")
-
-def _ordinal(x, edges, values): return values[int(np.searchsorted(edges, x))]
 
 def trait_projection(config: ToyWorldConfig) -> np.ndarray:
     "The world's fixed random projections from a standardised latent to trait scores (about N(0, 1) each)."
     return _rng(config, "traits").normal(0, 1, (len(_TRAIT_SCORES), len(LATENT_DIMS))) / np.sqrt(len(LATENT_DIMS))
+
+# %% ../nbs/01_toydesign.ipynb #a0e570aa
+def _ordinal(x, edges, values): return values[int(np.searchsorted(edges, x))]
+
+# %% ../nbs/01_toydesign.ipynb #f96fcf12
+_DIETS = ("insectivore", "carnivore", "piscivore", "herbivore", "frugivore", "nectarivore", "granivore", "omnivore")
 
 def derive_traits(z_std: np.ndarray, look: VisualPhenotype, voice: AcousticPhenotype, klass: str, proj: np.ndarray) -> dict:
     "The 34 trait labels of one species from its standardised latent, phenotypes and class."
@@ -254,21 +276,11 @@ def common_name(look: VisualPhenotype, noun: str, used: set) -> str:
     candidates = [f"{m} {noun}" for m in mods] + [f"{a} {b} {noun}" for i, a in enumerate(mods) for b in mods[i + 1:]]
     return _unique(lambda: next((c for c in candidates if c.lower() not in used), f"{candidates[-1]} {len(used)}"), used)
 
-# %% ../nbs/01_toydesign.ipynb #17b8ae8e
-@dataclass
-class WorldDesign:
-    "The world before any file is written: species table, latents, phenotypes, trait labels, SSW60 species."
-    config: ToyWorldConfig
-    species: pd.DataFrame            # taxonomy columns + status ('seen' | 'unseen'), one row per species
-    latents: np.ndarray              # (n_species, len(LATENT_DIMS)), raw
-    looks: list                      # VisualPhenotype per species
-    voices: list                     # AcousticPhenotype per species
-    traits: list                     # trait record per species, validated against taxonomy.TRAITS
-    ssw60: list                      # scientific names of the SSW60-style species, in label order
-
+# %% ../nbs/01_toydesign.ipynb #7414ccd0
 def _total_sd(c: ToyWorldConfig) -> float:
     return float(np.sqrt(c.class_spread**2 + c.order_spread**2 + c.family_spread**2 + c.genus_spread**2 + c.species_spread**2))
 
+# %% ../nbs/01_toydesign.ipynb #13bef279
 def _grow_tree(config: ToyWorldConfig, rng) -> tuple:
     "Classes -> orders -> families -> genera -> species, each latent = parent latent + noise. Returns (rows, latents)."
     used, D, rows, Z = set(), len(LATENT_DIMS), [], []
@@ -289,6 +301,7 @@ def _grow_tree(config: ToyWorldConfig, rng) -> tuple:
                     Z.append(z_genus + draw(config.species_spread))
     return pd.DataFrame(rows), np.array(Z)
 
+# %% ../nbs/01_toydesign.ipynb #f71c1c4e
 def _pick_unseen(tree: pd.DataFrame, n_unseen: int, rng) -> np.ndarray:
     "Status per species: one 'unseen' species in each of `n_unseen` random genera."
     genera = tree.genus.unique()
@@ -299,6 +312,7 @@ def _pick_unseen(tree: pd.DataFrame, n_unseen: int, rng) -> np.ndarray:
         status[rng.choice(np.flatnonzero(tree.genus.values == g))] = "unseen"
     return status
 
+# %% ../nbs/01_toydesign.ipynb #e6ca3599
 def _pick_ssw60(species: pd.DataFrame, k: int, rng) -> list:
     "k seen bird species, taken round-robin over the bird families; sorted names (= label order)."
     birds = species[(species["class"] == "Aves") & (species.status == "seen")]
@@ -307,6 +321,19 @@ def _pick_ssw60(species: pd.DataFrame, k: int, rng) -> list:
     if k > len(order): raise ValueError(f"ssw60_species={k} but the world has only {len(order)} seen bird species")
     return sorted(order[:k])
 
+# %% ../nbs/01_toydesign.ipynb #4da0d3c7
+@dataclass
+class WorldDesign:
+    "The world before any file is written: species table, latents, phenotypes, trait labels, SSW60 species."
+    config: ToyWorldConfig
+    species: pd.DataFrame            # taxonomy columns + status ('seen' | 'unseen'), one row per species
+    latents: np.ndarray              # (n_species, len(LATENT_DIMS)), raw
+    looks: list                      # VisualPhenotype per species
+    voices: list                     # AcousticPhenotype per species
+    traits: list                     # trait record per species, validated against taxonomy.TRAITS
+    ssw60: list                      # scientific names of the SSW60-style species, in label order
+
+# %% ../nbs/01_toydesign.ipynb #58019f3e
 def design_world(config: ToyWorldConfig) -> WorldDesign:
     "Draw the tree, latents, phenotypes, common names, trait labels, unseen species and SSW60 species of a world."
     rng = _rng(config, "tree")

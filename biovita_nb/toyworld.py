@@ -10,17 +10,14 @@ import hashlib
 import io
 import json
 import numpy as np
-import os
 import pandas as pd
-import shutil
 import soundfile as sf
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from PIL import Image
 from fastprogress.fastprogress import progress_bar
 from scipy.signal import lfilter
-from .core import BadInputError, cache_dir, config_hash, load_json
+from .core import BadInputError, build_once, cache_dir, config_hash, load_json
 from .taxonomy import METADATA_TAXON_COLUMNS, TRAIT_NAMES, Taxonomy
 from .toydesign import AcousticPhenotype, ToyWorldConfig, VisualPhenotype, WorldDesign, _rng, design_world
 
@@ -402,18 +399,7 @@ def _open_world(root: Path, m: dict, reused: bool) -> ToyWorld:
                     tuple(species.scientific_name[species.status == "seen"]),
                     tuple(species.scientific_name[species.status == "unseen"]), m["counts"], reused)
 
-# %% ../nbs/01a_toyworld.ipynb #b745c0d2
-def _swap_in(tmp: Path, root: Path):
-    "Make the finished folder `tmp` the world at `root` with renames only."
-    if not root.exists():
-        os.rename(tmp, root); return
-    old = root.with_name(f"{tmp.name}.old")
-    os.rename(root, old)
-    try: os.rename(tmp, root)
-    except OSError:
-        os.rename(old, root); raise
-    shutil.rmtree(old, ignore_errors=True)
-
+# %% ../nbs/01a_toyworld.ipynb #f39f7092
 def make_toyworld(root=None, config: ToyWorldConfig | None = None, *, overwrite: bool = False,
                   progress: bool = True) -> ToyWorld:
     "Generate (or reuse) the synthetic world of `config` at `root` (default: the cache folder of `config`)."
@@ -430,18 +416,11 @@ def make_toyworld(root=None, config: ToyWorldConfig | None = None, *, overwrite:
         if m.get("config_hash") != chash and not overwrite:
             raise FileExistsError(f"{root} holds a toy world of another config (hash {m.get('config_hash')}, wanted {chash}); "
                                   "pass overwrite=True to replace it, or another root.")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
-    try:
-        _generate(tmp, config, progress)
-        os.chmod(tmp, 0o755)
-        if not _is_complete(root, _read_manifest(root), chash):             # else a concurrent run finished it first
-            try: _swap_in(tmp, root)
-            except OSError:
-                if not _is_complete(root, _read_manifest(root), chash): raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return _open_world(root, _read_manifest(root), reused=False)
+    def complete(r):
+        m = _read_manifest(r)
+        return m if _is_complete(r, m, chash) else None
+    m, reused = build_once(root, complete, lambda folder: _generate(folder, config, progress), threads=None)   # no torch here
+    return _open_world(root, m, reused=reused)
 
 # %% ../nbs/01a_toyworld.ipynb #1e9b310a
 def load_toyworld(root) -> ToyWorld:

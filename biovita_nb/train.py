@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 from torch import nn
-from .core import atomic_torch_save, build_threads, cache_dir, cache_lock, config_hash, load_json, pt, save_json, seed_everything
+from .core import atomic_torch_save, build_once, cache_dir, config_hash, load_json, pt, save_json, seed_everything
 from .taxonomy import PromptSampler, Taxon, training_prompts
 from .corpus import Corpus, read_corpus
 from .media import AudioConfig, image_tensor, load_audio, random_crop
@@ -23,6 +23,7 @@ from .contrastive import Checkpointer, FitResult, TextEmbeddingCache, clip_loss,
 from .frontend import ClapFrontEnd
 from .hub import save_open_clip
 from .model import BioVITA, load_biovita, save_biovita
+from .metrics import top1
 
 # %% auto #0
 __all__ = ['TEXT_TRAINABLE', 'Stage1Config', 'Stage2Config', 'linear_ramp', 'LossGate', 'Phase2Weights', 'phase2_weights',
@@ -389,7 +390,7 @@ def train_stage2(model: BioVITA, tokenizer: Callable, preprocess: Callable, data
     set_trainable(model, ())
     return dict(phase1=p1, phase2=p2)
 
-# %% ../nbs/04_train.ipynb #f4b11b09
+# %% ../nbs/04_train.ipynb #fc8211ce
 @torch.no_grad()
 def embed_items(model: BioVITA, corpus: Corpus, items: pd.DataFrame, modality: str, preprocess=None,
                 front_end: ClapFrontEnd | None = None, device="cpu", batch_size: int = 32) -> torch.Tensor:
@@ -404,10 +405,6 @@ def embed_items(model: BioVITA, corpus: Corpus, items: pd.DataFrame, modality: s
         out.append(model.encode_audio(**front_end(waves.to(device))).float())
     return torch.cat(out)
 
-def _top1(q: torch.Tensor, q_species: np.ndarray, g: torch.Tensor, g_species: np.ndarray) -> float:
-    "Species-level Top-1: the species of each query's nearest gallery item."
-    return float((g_species[(q @ g.T).argmax(1).numpy()] == q_species).mean())
-
 def alignment_report(model: BioVITA, tokenizer: Callable, preprocess: Callable, corpus: Corpus, split: str = "test",
                      status: str = "seen", device="cpu") -> dict:
     "Species-level Top-1 of A->T, A->I and I->T on `split` items of `status` species."
@@ -419,10 +416,11 @@ def alignment_report(model: BioVITA, tokenizer: Callable, preprocess: Callable, 
     with torch.no_grad(): t = m.encode_text(tokenizer(list(sp.species)).to(device)).float()
     ea, ei = embed_items(m, corpus, a, "audio", device=device), embed_items(m, corpus, i, "image", preprocess, device=device)
     ts = sp.species_index.to_numpy()
-    return {"A->T": _top1(ea, a.species_index.to_numpy(), t, ts), "A->I": _top1(ea, a.species_index.to_numpy(), ei, i.species_index.to_numpy()),
-            "I->T": _top1(ei, i.species_index.to_numpy(), t, ts), "n_audio": len(a), "n_image": len(i), "n_species": len(sp)}
+    sa, si = a.species_index.to_numpy(), i.species_index.to_numpy()         # species-level: the nearest item's species
+    return {"A->T": top1(ea, t, sa, ts), "A->I": top1(ea, ei, sa, si), "I->T": top1(ei, t, si, ts),
+            "n_audio": len(a), "n_image": len(i), "n_species": len(sp)}
 
-# %% ../nbs/04_train.ipynb #f3cfd78e
+# %% ../nbs/04_train.ipynb #b983e477
 @dataclass
 class BioVITARun:
     root: Path
@@ -448,9 +446,24 @@ def train_biovita(standins, stage1: Stage1Config | None = None, stage2: Stage2Co
     key = dict(bioclip=standins.bioclip.commit, clap=standins.laion_clap.commit, world=standins.world.manifest_hash,
                stage1=stage1, stage2=stage2)
     root = Path(root or cache_dir("biovita", key))
-    with cache_lock(root), build_threads(): return _train_biovita(standins, stage1, stage2, root, key, device, progress)
+    seconds = {"stage1": 0.0, "stage2": 0.0}
+    def build(r): seconds.update(_train_stages(standins, stage1, stage2, r, key, device, progress))
+    run, _ = build_once(root, lambda r: _load_run(standins, stage1, r), build, staged=False)   # resumes from checkpoints in root
+    run.seconds = seconds
+    return run
 
-def _train_biovita(standins, stage1, stage2, root: Path, key: dict, device, progress) -> BioVITARun:
+def _load_run(standins, stage1: Stage1Config, root: Path) -> BioVITARun | None:
+    "Both stages and their histories as saved in `root`, or None while any is missing (the stage-2 history is written last)."
+    files = [root / f for f in ("stage1.safetensors", "stage1_history.json", "stage2.safetensors", "stage2_history.json")]
+    if not all(f.is_file() for f in files): return None
+    m1 = BioVITA.from_pretrained_parts(copy.deepcopy(standins.bioclip.model), standins.laion_clap.model, seed=stage1.seed)
+    load_biovita(m1, files[0])
+    m2 = copy.deepcopy(m1)
+    load_biovita(m2, files[2])
+    return BioVITARun(root, m1.eval(), m2.eval(), {"stage1": load_json(files[1]), **load_json(files[3])}, {})
+
+def _train_stages(standins, stage1, stage2, root: Path, key: dict, device, progress) -> dict:
+    "Train (resuming from checkpoints) and save whichever stage `root` does not hold yet; the seconds each took."
     data = TrainingSet.from_corpus(read_corpus(standins.world.root))
     tok, pre = standins.bioclip.tokenizer, standins.bioclip.preprocess
     meta = dict(bioclip=standins.bioclip.commit, clap=standins.laion_clap.commit, key=config_hash(key))
@@ -463,7 +476,7 @@ def _train_biovita(standins, stage1, stage2, root: Path, key: dict, device, prog
         r = train_stage2(m2, tok, pre, data, stage2, root / "stage2", device=device, progress=progress)
         return {"phase1": r["phase1"].history, "phase2": r["phase2"].history}
     h2, s2 = _stage(m2, root / "stage2.safetensors", root / "stage2_history.json", run2, dict(meta, stage="stage2"))
-    return BioVITARun(root, m1.eval(), m2.eval(), {"stage1": h1, **h2}, {"stage1": s1, "stage2": s2})
+    return {"stage1": s1, "stage2": s2}
 
 # %% ../nbs/04_train.ipynb #70dca3ad
 def export_release(model: BioVITA, folder, model_cfg: dict, preprocess_cfg: dict | None = None) -> Path:
