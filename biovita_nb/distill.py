@@ -19,7 +19,7 @@ from torch import nn
 from .core import OnError, SkipReport, atomic_torch_save, build_once, build_threads, cache_dir, check_policy, config_hash, provenance, pt, save_json, seed_everything
 from .taxonomy import BIOCLIP_TEMPLATE, TEXT_TYPES, Taxon, available_text_types, bioclip_text
 from .corpus import read_corpus
-from .media import AudioConfig, MediaError, image_tensor, record_media_error
+from .media import AudioConfig, MediaError, record_media_error
 from .formats import read_ssw60
 from .sampling import SpeciesBalancedSampler, audio_clip, item_generator
 from .contrastive import Checkpointer, LogitScale, TextEmbeddingCache, clip_loss, fit
@@ -27,13 +27,14 @@ from .frontend import ClapFrontEnd
 from .hub import ClapBundle, OpenClipBundle, clap_text_embeddings, load_clap, load_open_clip, model_spec
 from .metrics import linear_probe, probe_top1, top1
 from .store import state_dict_hash
+from .features import bioclip_encoders, encode_files
 
 # %% auto #0
 __all__ = ['Target', 'TARGETS', 'DistillConfig', 'DistillModels', 'HFTextEncoder', 'load_paper_models', 'prompt_bodies',
            'space_prompts', 'text_encoder', 'TextSpace', 'build_text_space', 'ClipFeatures', 'front_end_for',
            'clip_features', 'DistillData', 'toy_distill_data', 'ssw60_distill_data', 'DistilledAudioModel',
            'distillation_loss', 'distill', 'biolingual_audio_embeddings', 'zero_shot_combination', 'TextMapping',
-           'fit_text_mapping', 'audio_to_bioclip_methods', 'image_embeddings', 'retrieval_table', 'multilabel_map',
+           'fit_text_mapping', 'audio_to_bioclip_methods', 'gallery_embeddings', 'retrieval_table', 'multilabel_map',
            'classification_table', 'text_neighbourhood']
 
 # %% ../nbs/03_distill.ipynb #7ff86174
@@ -437,24 +438,15 @@ def audio_to_bioclip_methods(models, spaces: dict, students: dict, train_species
         out["ablation: audio-text fine-tuning + mapping"] = lambda c: to_bc["biolingual_text"](students["biolingual_text"].embed(c))
     return out
 
-# %% ../nbs/03_distill.ipynb #709a9ddf
+# %% ../nbs/03_distill.ipynb #71026702
 @torch.no_grad()
-def image_embeddings(bioclip: OpenClipBundle, items: pd.DataFrame, batch_size: int = 64, device="cpu",
-                     on_error: OnError = "raise") -> tuple:
-    "(ids, labels, (N, D) L2-normalised BioCLIP 2 image embeddings, SkipReport) of the images of `items`."
-    report, ids, vecs = SkipReport(), [], []
-    model = bioclip.model.eval().to(device)
-    rows = list(zip(items.id.tolist(), items.path.tolist()))
-    for k in range(0, len(rows), batch_size):
-        px, got = [], []
-        for i, p in rows[k:k + batch_size]:
-            try: px.append(image_tensor(p, bioclip.preprocess))
-            except MediaError as e: record_media_error(on_error, report, e); continue
-            got.append(i)
-        if px:
-            vecs.append(F.normalize(model.encode_image(torch.stack(px).to(device)).float(), dim=-1).cpu()); ids += got
-    labels = items.set_index("id").species.loc[ids].to_numpy()
-    return np.asarray(ids), labels, torch.cat(vecs), report
+def gallery_embeddings(bioclip: OpenClipBundle, items: pd.DataFrame, batch_size: int = 64, device="cpu",
+                       on_error: OnError = "raise") -> tuple:
+    "(ids, labels, (N, D) L2-normalised BioCLIP 2 image embeddings, SkipReport) of the images of `items` (id, path, species)."
+    bioclip.model.to(device)
+    enc = bioclip_encoders("BioCLIP 2", bioclip, batch_size)["image"]
+    pos, vecs, report = encode_files(enc, items.path.tolist(), batch_size, on_error)
+    return items.id.to_numpy()[pos], items.species.to_numpy()[pos], vecs, report
 
 def retrieval_table(methods: dict, clips: dict, galleries: dict, retrieval: Sequence[tuple]) -> pd.DataFrame:
     "mAP and R@k (%) of every method on every (name, query set, gallery) of `retrieval`."

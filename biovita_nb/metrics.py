@@ -8,16 +8,17 @@ import numpy as np
 import pandas as pd
 import torch
 from dataclasses import dataclass
-from typing import Mapping
-from .core import OnError, SkipReport, bad_input, check_policy
+from pathlib import Path
+from typing import Callable, Mapping
+from .core import BadInputError, OnError, SkipReport, bad_input, check_policy
 from .taxonomy import LEVELS
-from .formats import BenchmarkFolder
+from .formats import BenchmarkFolder, read_benchmark
 from .builder import direction_name
 from .evaluate import Features, TaskResult, _feature_lookup, evaluate_task, task_arrays
 
 # %% auto #0
-__all__ = ['BenchmarkResult', 'lineage_table', 'benchmark_arrays', 'evaluate_benchmark', 'error_shares', 'error_analysis',
-           'RetrievalResult', 'retrieval_metrics', 'top1', 'linear_probe', 'probe_top1']
+__all__ = ['BenchmarkResult', 'lineage_table', 'benchmark_arrays', 'evaluate_benchmark', 'evaluate_splits', 'error_shares',
+           'error_analysis', 'RetrievalResult', 'retrieval_metrics', 'top1', 'linear_probe', 'probe_top1']
 
 # %% ../nbs/02e_metrics.ipynb #a44d5dc5
 @dataclass
@@ -74,6 +75,24 @@ def evaluate_benchmark(bench: BenchmarkFolder, features: Mapping, arrays: Mappin
         results[(level, direction_name(q, g))] = evaluate_task(task, _features_for(features, q, level),
                                                                _features_for(features, g, level), **kw)
     return BenchmarkResult(name or bench.name, results, lineage_table(bench.indices["text"]))
+
+# %% ../nbs/02e_metrics.ipynb #988040cb
+def evaluate_splits(folders, features: Mapping, on_error: OnError = "skip", n_candidates: int | None = None, device="cpu",
+                    log: Callable = print) -> list:
+    "`evaluate_benchmark` on each benchmark folder of `folders` (read with `formats.read_benchmark`); one result per split."
+    results = []
+    for split in folders:
+        bench = read_benchmark(split, on_error=on_error, n_candidates=n_candidates)
+        if len(bench.report): log(f"{split}: reading the task files, {bench.report.summary()}")
+        res = evaluate_benchmark(bench, features, name=Path(split).name, on_error=on_error, device=device)
+        sm = res.summary()
+        if not res.results or not sm.scored.sum():
+            raise BadInputError(f"{split}: no query could be scored (features: {sorted(features)}; {bench.report.summary()}; "
+                                f"{res.skips().summary()})")
+        log(f"{Path(split).name}: {len(sm)} tasks, {int(sm.scored.sum())} queries scored, {int(sm.skipped_queries.sum())} "
+            f"skipped; {res.skips().summary()}")
+        results.append(res)
+    return results
 
 # %% ../nbs/02e_metrics.ipynb #41e6ba36
 def error_shares(result: TaskResult, lineage: pd.DataFrame) -> dict:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import numpy as np
+import pandas as pd
 import re
 import time
 import torch
@@ -17,7 +19,7 @@ from typing import Callable, Sequence
 from fastprogress.fastprogress import progress_bar
 from safetensors.torch import save as safetensors_dumps
 from torch import nn
-from .core import BadInputError, OnError, SkipReport, atomic_torch_save, atomic_write_bytes, bad_input, check_policy, config_hash, load_json, save_json
+from .core import BadInputError, OnError, SkipReport, atomic_open, atomic_torch_save, atomic_write_bytes, atomic_write_text, bad_input, check_policy, config_hash, load_json, save_json
 from .taxonomy import LEVELS
 from .contrastive import autocast, rank as dist_rank, world_size as dist_world_size
 from .frontend import ClapFrontEnd
@@ -25,8 +27,8 @@ from .model import BioVITA
 
 # %% auto #0
 __all__ = ['STORE_FORMAT', 'FingerprintMismatchError', 'state_dict_hash', 'FeatureFingerprint', 'text_modality', 'FeatureStore',
-           'shard', 'ExtractResult', 'extract_features', 'biovita_fingerprint', 'export_author_layout',
-           'import_author_layout']
+           'shard', 'ExtractResult', 'extract_features', 'biovita_fingerprint', 'merge_item_table', 'stored_rows',
+           'write_embeddings', 'export_author_layout', 'import_author_layout']
 
 # %% ../nbs/02h_store.ipynb #245ac89b
 class FingerprintMismatchError(ValueError):
@@ -219,6 +221,46 @@ def biovita_fingerprint(model: BioVITA, records: dict, front_end: ClapFrontEnd, 
     return FeatureFingerprint.of("biovita:" + "+".join(f"{k}={v.get('source')}" for k, v in sorted(records.items())),
                                  "+".join(str(v.get("commit") or v.get("revision")) for _, v in sorted(records.items())),
                                  model, dict(front_end=front_end.config, image=image_preprocess))
+
+# %% ../nbs/02h_store.ipynb #ec3db465
+def merge_item_table(store_root, items: pd.DataFrame) -> pd.DataFrame:
+    "`items.csv` of a store: the old rows plus `items`; an id that now names another item is an error."
+    path = Path(store_root) / "items.csv"
+    new = items[["modality", "id", "name"]]
+    if not path.exists(): return new
+    old = pd.read_csv(path, dtype={"modality": str, "name": str})
+    both = old.merge(new, on=["modality", "id"], suffixes=("_old", ""))
+    clash = both[both.name_old != both.name]
+    if len(clash):
+        r = clash.iloc[0]
+        raise BadInputError(f"{store_root} already holds {r.modality} id {r.id} = {r.name_old!r}, the input has "
+                            f"{r['name']!r}; write to another folder")
+    return pd.concat([old, new], ignore_index=True).drop_duplicates(["modality", "id"])
+
+# %% ../nbs/02h_store.ipynb #794af982
+def stored_rows(store: FeatureStore, items: pd.DataFrame) -> tuple:
+    "(table of modality/id/name, float32 matrix) of every item of `items` that `store` holds, in the order of `items`."
+    tables, mats = [], []
+    for modality, rows in items.groupby("modality", sort=False):
+        if modality not in store.modalities(): continue
+        ids, feats = store.load(modality)
+        pos = {int(i): k for k, i in enumerate(ids.tolist())}
+        keep = rows[rows.id.isin(pos.keys())]
+        tables.append(keep[["modality", "id", "name"]]); mats.append(feats[[pos[int(i)] for i in keep.id]])
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["modality", "id", "name"])
+    return table, (torch.cat(mats).numpy() if mats else np.zeros((0, 0), np.float32))
+
+# %% ../nbs/02h_store.ipynb #0017cb0d
+def write_embeddings(out: Path, table: pd.DataFrame, matrix: np.ndarray) -> list:
+    "Write `matrix` (row i embeds `table` row i) as `out` (.npy + .csv of ids, or .parquet); returns the paths."
+    out = Path(out)
+    if out.suffix == ".npy":
+        with atomic_open(out, "wb") as f: np.save(f, matrix)
+        atomic_write_text(out.with_suffix(".csv"), table.assign(row=range(len(table)))[["row", "modality", "id", "name"]].to_csv(index=False))
+        return [out, out.with_suffix(".csv")]
+    frame = table.assign(embedding=list(matrix))
+    with atomic_open(out, "wb") as f: frame.to_parquet(f, index=False)
+    return [out]
 
 # %% ../nbs/02h_store.ipynb #8b6da945
 def export_author_layout(store: FeatureStore, root, tag: str, levels: Sequence[str] = LEVELS) -> dict:

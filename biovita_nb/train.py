@@ -4,32 +4,28 @@
 
 # %% ../nbs/04_train.ipynb #4765ad87
 from __future__ import annotations
-import copy
 import math
 import numpy as np
 import pandas as pd
-import time
 import torch
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 from torch import nn
-from .core import atomic_torch_save, build_once, cache_dir, config_hash, load_json, pt, save_json, seed_everything
+from .core import pt, seed_everything
 from .taxonomy import PromptSampler, Taxon, training_prompts
-from .corpus import Corpus, read_corpus
-from .media import AudioConfig, image_tensor, load_audio, random_crop
+from .corpus import Corpus
+from .media import AudioConfig, load_audio, random_crop
 from .sampling import item_seed
 from .contrastive import Checkpointer, FitResult, TextEmbeddingCache, clip_loss, ddp_loss_scale, fit, gather_with_grad, rank, world_size
 from .frontend import ClapFrontEnd
-from .hub import save_open_clip
-from .model import BioVITA, load_biovita, save_biovita
-from .metrics import top1
+from .model import BioVITA
+from .features import encode_files, open_clip_encoders
 
 # %% auto #0
 __all__ = ['TEXT_TRAINABLE', 'Stage1Config', 'Stage2Config', 'linear_ramp', 'LossGate', 'Phase2Weights', 'phase2_weights',
            'phase2_loss', 'unwrap', 'AudioFeatureSource', 'prompt_cache', 'image_embeddings', 'audio_late_prefixes',
-           'set_trainable', 'params_with', 'TrainingSet', 'freeze_norm_stats', 'train_stage1', 'train_stage2',
-           'embed_items', 'alignment_report', 'BioVITARun', 'train_biovita', 'export_release']
+           'set_trainable', 'params_with', 'TrainingSet', 'freeze_norm_stats', 'train_stage1', 'train_stage2']
 
 # %% ../nbs/04_train.ipynb #fb2ff9f2
 @dataclass(frozen=True)
@@ -196,7 +192,7 @@ class AudioFeatureSource:
         feats = [self.fixed.get(int(r.id)) or fresh[int(r.id)] for r in rows]
         return {k: torch.stack([f[k] for f in feats]) for k in feats[0]}
 
-# %% ../nbs/04_train.ipynb #7af23762
+# %% ../nbs/04_train.ipynb #89b1495f
 def prompt_cache(model: BioVITA, tokenizer: Callable, taxa: Sequence[Taxon], device="cpu", batch_size: int = 256) -> TextEmbeddingCache:
     "Joint-space embeddings of every BioVITA training prompt of `taxa`, encoded once by the frozen text tower."
     texts = [p for t in taxa for p in training_prompts(t)]
@@ -207,12 +203,9 @@ def prompt_cache(model: BioVITA, tokenizer: Callable, taxa: Sequence[Taxon], dev
 def image_embeddings(model: BioVITA, preprocess: Callable, corpus: Corpus, items: pd.DataFrame, device="cpu",
                      batch_size: int = 64) -> torch.Tensor:
     "Joint-space embeddings of `items`' images (frozen image tower, validation transform), in row order."
-    model = unwrap(model).eval()
-    out = []
-    for i in range(0, len(items), batch_size):
-        px = torch.stack([image_tensor(corpus.path(f), preprocess) for f in items.file_name.iloc[i:i + batch_size]])
-        out.append(model.encode_image(px.to(device)).float())
-    return torch.cat(out) if out else torch.empty(0)
+    if not len(items): return torch.empty(0)
+    enc = open_clip_encoders("image tower", unwrap(model).oc_model.eval(), preprocess, None, batch_size)["image"]
+    return encode_files(enc, [corpus.path(f) for f in items.file_name], batch_size)[1].to(device)
 
 # %% ../nbs/04_train.ipynb #96328875
 TEXT_TRAINABLE = ("oc_model.transformer.", "oc_model.token_embedding.")
@@ -389,101 +382,3 @@ def train_stage2(model: BioVITA, tokenizer: Callable, preprocess: Callable, data
              state_fn=gate.state_dict, load_state_fn=gate.load_state_dict, before_step=frozen_by_schedule, on_step=on_step)
     set_trainable(model, ())
     return dict(phase1=p1, phase2=p2)
-
-# %% ../nbs/04_train.ipynb #fc8211ce
-@torch.no_grad()
-def embed_items(model: BioVITA, corpus: Corpus, items: pd.DataFrame, modality: str, preprocess=None,
-                front_end: ClapFrontEnd | None = None, device="cpu", batch_size: int = 32) -> torch.Tensor:
-    "Joint-space embeddings of `items` (eval crop for audio, validation transform for images), in row order."
-    from biovita_nb.sampling import audio_clip
-    model = unwrap(model).eval().to(device)
-    if modality == "image": return image_embeddings(model, preprocess, corpus, items, device, batch_size)
-    front_end = (front_end or ClapFrontEnd()).to(device)
-    out = []
-    for i in range(0, len(items), batch_size):
-        waves = torch.stack([audio_clip(corpus.path(f), crop="onset") for f in items.file_name.iloc[i:i + batch_size]])
-        out.append(model.encode_audio(**front_end(waves.to(device))).float())
-    return torch.cat(out)
-
-def alignment_report(model: BioVITA, tokenizer: Callable, preprocess: Callable, corpus: Corpus, split: str = "test",
-                     status: str = "seen", device="cpu") -> dict:
-    "Species-level Top-1 of A->T, A->I and I->T on `split` items of `status` species."
-    keep = set(corpus.species.species_index[corpus.species.status == status])
-    a = corpus.items("audio", split); a = a[a.species_index.isin(keep)]
-    i = corpus.items("image", split); i = i[i.species_index.isin(keep)]
-    sp = corpus.species[corpus.species.species_index.isin(keep)]
-    m = unwrap(model).eval()
-    with torch.no_grad(): t = m.encode_text(tokenizer(list(sp.species)).to(device)).float()
-    ea, ei = embed_items(m, corpus, a, "audio", device=device), embed_items(m, corpus, i, "image", preprocess, device=device)
-    ts = sp.species_index.to_numpy()
-    sa, si = a.species_index.to_numpy(), i.species_index.to_numpy()         # species-level: the nearest item's species
-    return {"A->T": top1(ea, t, sa, ts), "A->I": top1(ea, ei, sa, si), "I->T": top1(ei, t, si, ts),
-            "n_audio": len(a), "n_image": len(i), "n_species": len(sp)}
-
-# %% ../nbs/04_train.ipynb #b983e477
-@dataclass
-class BioVITARun:
-    root: Path
-    stage1: BioVITA
-    stage2: BioVITA
-    history: dict                  # 'stage1', 'phase1', 'phase2': lists of per-step logs
-    seconds: dict
-
-def _stage(model, path: Path, history_path: Path, train: Callable, meta: dict):
-    if path.exists():
-        load_biovita(model, path)
-        return load_json(history_path), 0.0
-    t0 = time.perf_counter()
-    hist = train()
-    save_biovita(model, path, **meta)
-    save_json(history_path, hist)
-    return hist, time.perf_counter() - t0
-
-def train_biovita(standins, stage1: Stage1Config | None = None, stage2: Stage2Config | None = None, root=None,
-                  device="cpu", progress: bool = False) -> BioVITARun:
-    "Stage 1 then stage 2 from the stand-ins' BioCLIP 2 and LAION CLAP; cached and resumable."
-    stage1, stage2 = stage1 or Stage1Config(), stage2 or Stage2Config()
-    key = dict(bioclip=standins.bioclip.commit, clap=standins.laion_clap.commit, world=standins.world.manifest_hash,
-               stage1=stage1, stage2=stage2)
-    root = Path(root or cache_dir("biovita", key))
-    seconds = {"stage1": 0.0, "stage2": 0.0}
-    def build(r): seconds.update(_train_stages(standins, stage1, stage2, r, key, device, progress))
-    run, _ = build_once(root, lambda r: _load_run(standins, stage1, r), build, staged=False)   # resumes from checkpoints in root
-    run.seconds = seconds
-    return run
-
-def _load_run(standins, stage1: Stage1Config, root: Path) -> BioVITARun | None:
-    "Both stages and their histories as saved in `root`, or None while any is missing (the stage-2 history is written last)."
-    files = [root / f for f in ("stage1.safetensors", "stage1_history.json", "stage2.safetensors", "stage2_history.json")]
-    if not all(f.is_file() for f in files): return None
-    m1 = BioVITA.from_pretrained_parts(copy.deepcopy(standins.bioclip.model), standins.laion_clap.model, seed=stage1.seed)
-    load_biovita(m1, files[0])
-    m2 = copy.deepcopy(m1)
-    load_biovita(m2, files[2])
-    return BioVITARun(root, m1.eval(), m2.eval(), {"stage1": load_json(files[1]), **load_json(files[3])}, {})
-
-def _train_stages(standins, stage1, stage2, root: Path, key: dict, device, progress) -> dict:
-    "Train (resuming from checkpoints) and save whichever stage `root` does not hold yet; the seconds each took."
-    data = TrainingSet.from_corpus(read_corpus(standins.world.root))
-    tok, pre = standins.bioclip.tokenizer, standins.bioclip.preprocess
-    meta = dict(bioclip=standins.bioclip.commit, clap=standins.laion_clap.commit, key=config_hash(key))
-    m1 = BioVITA.from_pretrained_parts(copy.deepcopy(standins.bioclip.model), standins.laion_clap.model, seed=stage1.seed)
-    h1, s1 = _stage(m1, root / "stage1.safetensors", root / "stage1_history.json",
-                    lambda: train_stage1(m1, tok, data, stage1, root / "stage1", device=device, progress=progress).history,
-                    dict(meta, stage="stage1"))
-    m2 = copy.deepcopy(m1)
-    def run2():
-        r = train_stage2(m2, tok, pre, data, stage2, root / "stage2", device=device, progress=progress)
-        return {"phase1": r["phase1"].history, "phase2": r["phase2"].history}
-    h2, s2 = _stage(m2, root / "stage2.safetensors", root / "stage2_history.json", run2, dict(meta, stage="stage2"))
-    return {"stage1": s1, "stage2": s2}
-
-# %% ../nbs/04_train.ipynb #70dca3ad
-def export_release(model: BioVITA, folder, model_cfg: dict, preprocess_cfg: dict | None = None) -> Path:
-    "Write `model` as an open_clip repo + `clap_weights.pth` in `folder`."
-    folder = Path(folder)
-    m = unwrap(model)
-    save_open_clip(m.oc_model, folder, model_cfg, preprocess_cfg)
-    atomic_torch_save({"clap_audio": m.clap_audio.state_dict(), "audio_adapter": m.audio_adapter.state_dict(),
-                       "logit_scale": m.logit_scale.log_scale.detach().clone()}, folder / "clap_weights.pth")
-    return folder
