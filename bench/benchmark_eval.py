@@ -33,7 +33,8 @@ import pandas as pd
 import torch
 
 from biovita_nb.formats import BenchmarkFolder, read_benchmark, write_benchmark
-from biovita_nb.evaluate import Features, evaluate_task, task_arrays
+from biovita_nb.formats import Features
+from biovita_nb.evaluate import evaluate_task, task_arrays
 GOAL = 50
 
 

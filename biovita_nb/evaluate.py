@@ -5,7 +5,6 @@
 # %% ../nbs/02d_evaluate.ipynb #c007809b
 from __future__ import annotations
 import ctypes
-import hashlib
 import numba
 import numpy as np
 import operator
@@ -14,67 +13,12 @@ import platform
 import torch
 from dataclasses import dataclass
 from itertools import chain, repeat
-from typing import Mapping
 from .core import OnError, SkipReport, bad_input, check_policy
+from .formats import Features
 from .builder import direction_name
 
 # %% auto #0
-__all__ = ['NORM_TOLERANCE', 'QUERY_SKIP_REASONS', 'CACHE_CHUNK_ELEMS', 'Features', 'as_features', 'TaskArrays', 'task_arrays',
-           'TaskResult', 'evaluate_task']
-
-# %% ../nbs/02d_evaluate.ipynb #25c7dc13
-NORM_TOLERANCE = 1e-2
-
-# %% ../nbs/02d_evaluate.ipynb #697b2d69
-@dataclass(frozen=True, eq=False)
-class Features:
-    "Item ids and their L2-normalised float32 embeddings (row i embeds ids[i])."
-    ids: np.ndarray
-    vectors: np.ndarray
-    modality: str = ""
-    tag: str = ""                  # what produced them, e.g. 'BioVITA stage 2 / genus'
-
-    def __post_init__(self):
-        ids, vec = np.asarray(self.ids), np.asarray(self.vectors)
-        if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
-            raise ValueError(f"Features.ids must be a 1-d integer array, got {ids.dtype} with shape {ids.shape}")
-        if vec.ndim != 2 or vec.dtype != np.float32:
-            raise ValueError(f"Features.vectors must be a 2-d float32 array, got {vec.dtype} with shape {vec.shape}")
-        if len(ids) != len(vec): raise ValueError(f"{len(ids)} ids but {len(vec)} vectors")
-        finite = np.isfinite(vec).all(1)
-        norms = np.linalg.norm(vec[finite], axis=1)
-        if len(norms) and np.abs(norms - 1).max() > NORM_TOLERANCE:
-            raise ValueError(f"Features {self.tag or self.modality!r}: vectors are not L2-normalised (norms from "
-                             f"{norms.min():.3g} to {norms.max():.3g}); build them with Features.normalised(ids, vectors)")
-        object.__setattr__(self, "ids", ids.astype(np.int64, copy=False))
-        object.__setattr__(self, "vectors", vec)
-
-    @classmethod
-    def normalised(cls, ids, vectors, **kw) -> "Features":
-        "Features from raw embeddings, L2-normalised row by row (a zero row is an error, never a silent zero)."
-        v = np.asarray(vectors, dtype=np.float32)
-        n = np.linalg.norm(v, axis=1, keepdims=True)
-        if (n == 0).any(): raise ValueError(f"{int((n == 0).sum())} zero vector(s) cannot be normalised (ids {np.asarray(ids)[(n == 0)[:, 0]][:5]})")
-        return cls(np.asarray(ids), (v / n).astype(np.float32), **kw)
-
-    def __len__(self): return len(self.ids)
-    @property
-    def dim(self) -> int: return self.vectors.shape[1]
-
-    def fingerprint(self) -> str:
-        "sha256 (16 hex digits) of modality, ids and vectors: which features a result was computed from."
-        h = hashlib.sha256(self.modality.encode())
-        h.update(np.ascontiguousarray(self.ids).tobytes()); h.update(np.ascontiguousarray(self.vectors).tobytes())
-        return h.hexdigest()[:16]
-
-# %% ../nbs/02d_evaluate.ipynb #78a78a21
-def as_features(arrays: Mapping, tag: str = "", normalise: bool = False) -> dict:
-    """{'audio': Features, 'image': Features, 'text': {level: Features}} from the same tree of `(ids, vectors)` pairs;
-    `normalise=True` L2-normalises raw embeddings (else they must already be unit rows)."""
-    make = Features.normalised if normalise else Features
-    def one(pair, modality, t): return make(np.asarray(pair[0]), np.asarray(pair[1], dtype=np.float32), modality=modality, tag=t)
-    return {m: ({lv: one(p, m, f"{tag} / {lv}" if tag else lv) for lv, p in v.items()} if isinstance(v, Mapping) else one(v, m, tag))
-            for m, v in arrays.items()}
+__all__ = ['QUERY_SKIP_REASONS', 'CACHE_CHUNK_ELEMS', 'TaskArrays', 'task_arrays', 'TaskResult', 'evaluate_task']
 
 # %% ../nbs/02d_evaluate.ipynb #9d01466b
 QUERY_SKIP_REASONS = ("missing_query_feature", "correct_taxon_without_gallery_features")

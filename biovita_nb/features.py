@@ -19,12 +19,11 @@ from .core import BadInputError, OnError, SkipReport, config_hash
 from .taxonomy import LEVELS
 from .corpus import DataFormatError, MEDIA, read_table
 from .media import AudioConfig, MediaError, image_tensor, record_media_error
-from .formats import BenchmarkFolder, read_index
+from .formats import BenchmarkFolder, Features, read_index
 from .sampling import audio_clip
 from .frontend import ClapFrontEnd, ClapFrontEndConfig
 from .hub import ClapBundle, OpenClipBundle, clap_audio_embeddings, clap_text_embeddings, load_clap, load_open_clip, open_clip_image_embeddings, open_clip_text_embeddings, parse_source, resolve_model_dir
 from .model import BioVITA, load_biovita_release
-from .evaluate import Features
 from .store import FeatureFingerprint, FeatureStore, biovita_fingerprint, extract_features, import_author_layout
 
 # %% auto #0

@@ -4,6 +4,7 @@
 
 # %% ../nbs/01d_formats.ipynb #29473c02
 from __future__ import annotations
+import hashlib
 import json
 import numpy as np
 import operator
@@ -11,14 +12,15 @@ import pandas as pd
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 from .core import OnError, SkipReport, atomic_open, check_policy
 from .taxonomy import LEVELS, Taxonomy, taxon_from_row
 from .corpus import DataFormatError, SPECIES_STATUS, SPLITS, _Rows, _check_taxa, read_table
 
 # %% auto #0
-__all__ = ['MODALITIES', 'DIRECTIONS', 'N_CANDIDATES', 'TASK_COLUMNS', 'BUILD_STATS', 'SSW60_TABLES', 'task_name', 'task_path',
-           'BenchmarkFolder', 'write_benchmark', 'read_index', 'read_task', 'read_benchmark', 'SSW60', 'read_ssw60',
-           'benchmark_folders', 'read_benchmarks']
+__all__ = ['MODALITIES', 'DIRECTIONS', 'N_CANDIDATES', 'TASK_COLUMNS', 'BUILD_STATS', 'SSW60_TABLES', 'NORM_TOLERANCE',
+           'task_name', 'task_path', 'BenchmarkFolder', 'write_benchmark', 'read_index', 'read_task', 'read_benchmark',
+           'SSW60', 'read_ssw60', 'benchmark_folders', 'read_benchmarks', 'Features', 'as_features']
 
 # %% ../nbs/01d_formats.ipynb #5091484a
 MODALITIES = ("audio", "image", "text")
@@ -245,3 +247,57 @@ def read_benchmarks(root, n_candidates: int | None = None, on_error: OnError = "
     "Read every benchmark split at `root`: {split: BenchmarkFolder} (`n_candidates`: the count every row must have)."
     return {s: read_benchmark(p, on_error=on_error, n_candidates=n_candidates, name=s)
             for s, p in benchmark_folders(root).items()}
+
+# %% ../nbs/01d_formats.ipynb #98225488
+NORM_TOLERANCE = 1e-2
+
+# %% ../nbs/01d_formats.ipynb #ec38fa70
+@dataclass(frozen=True, eq=False)
+class Features:
+    "Item ids and their L2-normalised float32 embeddings (row i embeds ids[i])."
+    ids: np.ndarray
+    vectors: np.ndarray
+    modality: str = ""
+    tag: str = ""                  # what produced them, e.g. 'BioVITA stage 2 / genus'
+
+    def __post_init__(self):
+        ids, vec = np.asarray(self.ids), np.asarray(self.vectors)
+        if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+            raise ValueError(f"Features.ids must be a 1-d integer array, got {ids.dtype} with shape {ids.shape}")
+        if vec.ndim != 2 or vec.dtype != np.float32:
+            raise ValueError(f"Features.vectors must be a 2-d float32 array, got {vec.dtype} with shape {vec.shape}")
+        if len(ids) != len(vec): raise ValueError(f"{len(ids)} ids but {len(vec)} vectors")
+        finite = np.isfinite(vec).all(1)
+        norms = np.linalg.norm(vec[finite], axis=1)
+        if len(norms) and np.abs(norms - 1).max() > NORM_TOLERANCE:
+            raise ValueError(f"Features {self.tag or self.modality!r}: vectors are not L2-normalised (norms from "
+                             f"{norms.min():.3g} to {norms.max():.3g}); build them with Features.normalised(ids, vectors)")
+        object.__setattr__(self, "ids", ids.astype(np.int64, copy=False))
+        object.__setattr__(self, "vectors", vec)
+
+    @classmethod
+    def normalised(cls, ids, vectors, **kw) -> "Features":
+        "Features from raw embeddings, L2-normalised row by row (a zero row is an error, never a silent zero)."
+        v = np.asarray(vectors, dtype=np.float32)
+        n = np.linalg.norm(v, axis=1, keepdims=True)
+        if (n == 0).any(): raise ValueError(f"{int((n == 0).sum())} zero vector(s) cannot be normalised (ids {np.asarray(ids)[(n == 0)[:, 0]][:5]})")
+        return cls(np.asarray(ids), (v / n).astype(np.float32), **kw)
+
+    def __len__(self): return len(self.ids)
+    @property
+    def dim(self) -> int: return self.vectors.shape[1]
+
+    def fingerprint(self) -> str:
+        "sha256 (16 hex digits) of modality, ids and vectors: which features a result was computed from."
+        h = hashlib.sha256(self.modality.encode())
+        h.update(np.ascontiguousarray(self.ids).tobytes()); h.update(np.ascontiguousarray(self.vectors).tobytes())
+        return h.hexdigest()[:16]
+
+# %% ../nbs/01d_formats.ipynb #8852d5cd
+def as_features(arrays: Mapping, tag: str = "", normalise: bool = False) -> dict:
+    """{'audio': Features, 'image': Features, 'text': {level: Features}} from the same tree of `(ids, vectors)` pairs;
+    `normalise=True` L2-normalises raw embeddings (else they must already be unit rows)."""
+    make = Features.normalised if normalise else Features
+    def one(pair, modality, t): return make(np.asarray(pair[0]), np.asarray(pair[1], dtype=np.float32), modality=modality, tag=t)
+    return {m: ({lv: one(p, m, f"{tag} / {lv}" if tag else lv) for lv, p in v.items()} if isinstance(v, Mapping) else one(v, m, tag))
+            for m, v in arrays.items()}

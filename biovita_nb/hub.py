@@ -15,18 +15,21 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal, Sequence
-from safetensors.torch import save as safetensors_dumps
+from safetensors.torch import load_file as safetensors_load_file, save as safetensors_dumps
 from torch import nn
 from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor, RobertaTokenizer
 from .core import Preset, atomic_torch_save, atomic_write_bytes, atomic_write_text, cache_root, load_json, save_json
+from .contrastive import LOGIT_SCALE_INIT
 from .frontend import ClapFrontEndConfig
 
 # %% auto #0
-__all__ = ['MODEL_SPECS', 'OPEN_CLIP_WEIGHTS', 'CLIP_MEAN', 'CLIP_STD', 'TOY_BIOCLIP_CFG', 'ModelSpec', 'model_spec', 'hub_cache',
-           'parse_source', 'hub_offline', 'resolve_model_dir', 'to_hub_cache', 'OpenClipBundle', 'load_open_clip',
-           'save_open_clip', 'build_open_clip', 'bioclip_preprocess_cfg', 'open_clip_image_embeddings',
-           'open_clip_text_embeddings', 'ClapBundle', 'load_clap', 'save_clap', 'pooled', 'clap_text_embeddings',
-           'clap_audio_embeddings', 'toy_clap_config', 'train_toy_tokenizer', 'build_clap', 'ModelSource']
+__all__ = ['MODEL_SPECS', 'OPEN_CLIP_WEIGHTS', 'CLIP_MEAN', 'CLIP_STD', 'TOY_BIOCLIP_CFG', 'TEXT_ONLY_SPEC', 'TEXT_ONLY_CONFIG',
+           'TEXT_ONLY_WEIGHTS', 'ModelSpec', 'model_spec', 'hub_cache', 'parse_source', 'hub_offline',
+           'resolve_model_dir', 'to_hub_cache', 'OpenClipBundle', 'load_open_clip', 'save_open_clip', 'build_open_clip',
+           'bioclip_preprocess_cfg', 'open_clip_image_embeddings', 'open_clip_text_embeddings', 'ClapBundle',
+           'load_clap', 'save_clap', 'pooled', 'clap_text_embeddings', 'clap_audio_embeddings', 'TextOnlyEncoder',
+           'TextOnlyBundle', 'save_text_only', 'load_text_only', 'toy_clap_config', 'train_toy_tokenizer', 'build_clap',
+           'ModelSource']
 
 # %% ../nbs/02b_hub.ipynb #1935f80e
 @dataclass(frozen=True)
@@ -275,6 +278,64 @@ def clap_text_embeddings(bundle: ClapBundle, texts: Sequence[str], max_length: i
 def clap_audio_embeddings(model: ClapModel, input_features: torch.Tensor, is_longer: torch.Tensor | None = None) -> torch.Tensor:
     "L2-normalised CLAP audio embeddings (float32) of log-mel `input_features` (B, C, T, F)."
     return F.normalize(pooled(model.get_audio_features(input_features=input_features, is_longer=is_longer)).float(), dim=-1)
+
+# %% ../nbs/02b_hub.ipynb #b4c00c23
+TEXT_ONLY_SPEC = ModelSpec("toy-text-only", "open_clip", "biovita-toy/text-only", "main", "toy", "text_only")
+TEXT_ONLY_CONFIG = "text_only_config.json"
+TEXT_ONLY_WEIGHTS = "model.safetensors"
+
+class TextOnlyEncoder(nn.Module):
+    "An open_clip text transformer with its own logit scale: texts in, embeddings out."
+    def __init__(self, embed_dim: int, text_cfg: dict):
+        super().__init__()
+        self.embed_dim, self.text_cfg = int(embed_dim), dict(text_cfg)
+        self.transformer = open_clip.transformer.TextTransformer(
+            context_length=text_cfg["context_length"], vocab_size=text_cfg["vocab_size"], width=text_cfg["width"],
+            heads=text_cfg["heads"], layers=text_cfg["layers"], output_dim=self.embed_dim)
+        self.logit_scale = nn.Parameter(torch.tensor(LOGIT_SCALE_INIT))
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor: return F.normalize(self.transformer(tokens), dim=-1)
+
+@dataclass
+class TextOnlyBundle:
+    "A text-only encoder with its tokenizer and where it came from."
+    model: TextOnlyEncoder
+    tokenizer: Callable
+    config: dict
+    path: Path
+    source: str
+    revision: str | None
+    commit: str | None
+
+    @property
+    def embed_dim(self) -> int: return self.model.embed_dim
+    def record(self) -> dict: return dict(source=self.source, revision=self.revision, commit=self.commit)
+    @torch.no_grad()
+    def encode(self, texts: Sequence[str]) -> torch.Tensor:
+        "L2-normalised embeddings (float32) of `texts`."
+        dev = next(self.model.parameters()).device
+        return self.model(self.tokenizer(list(texts)).to(dev)).float()
+
+def save_text_only(model: TextOnlyEncoder, folder) -> Path:
+    "Write `model` as text_only_config.json + model.safetensors."
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    save_json(folder / TEXT_ONLY_CONFIG, dict(architecture="open_clip.transformer.TextTransformer", embed_dim=model.embed_dim,
+                                              text_cfg=model.text_cfg, tokenizer="open_clip SimpleTokenizer (CLIP BPE)"))
+    sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_write_bytes(folder / TEXT_ONLY_WEIGHTS, safetensors_dumps(sd))
+    return folder
+
+def load_text_only(source, revision: str | None = None, *, cache_dir=None, device="cpu",
+                   local_files_only: bool | None = None) -> TextOnlyBundle:
+    "Load a text-only encoder from a hub repo at `revision` (hub cache) or from a local folder."
+    path, commit = resolve_model_dir(source, revision, cache_dir, local_files_only,
+                                     allow_patterns=[TEXT_ONLY_CONFIG, TEXT_ONLY_WEIGHTS])
+    for f in (TEXT_ONLY_CONFIG, TEXT_ONLY_WEIGHTS):
+        if not (path / f).is_file(): raise FileNotFoundError(f"{path} has no {f}: not a text-only encoder folder")
+    cfg = load_json(path / TEXT_ONLY_CONFIG)
+    model = TextOnlyEncoder(cfg["embed_dim"], cfg["text_cfg"])
+    model.load_state_dict(safetensors_load_file(str(path / TEXT_ONLY_WEIGHTS)))
+    return TextOnlyBundle(model.to(device).eval(), open_clip.tokenizer.SimpleTokenizer(context_length=cfg["text_cfg"]["context_length"]),
+                          cfg, path, str(source), revision, commit)
 
 # %% ../nbs/02b_hub.ipynb #54a89a7b
 def toy_clap_config(vocab_size: int, projection_dim: int = 64, max_text_length: int = 64, fusion: bool = False) -> ClapConfig:

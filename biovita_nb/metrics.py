@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Callable, Mapping
 from .core import BadInputError, OnError, SkipReport, bad_input, check_policy
 from .taxonomy import LEVELS
-from .formats import BenchmarkFolder, read_benchmark
+from .formats import BenchmarkFolder, Features, read_benchmark
 from .builder import direction_name
-from .evaluate import Features, TaskResult, _feature_lookup, evaluate_task, task_arrays
+from .evaluate import TaskResult, _feature_lookup, evaluate_task, task_arrays
 
 # %% auto #0
 __all__ = ['BenchmarkResult', 'lineage_table', 'benchmark_arrays', 'evaluate_benchmark', 'evaluate_splits', 'error_shares',

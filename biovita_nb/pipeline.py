@@ -17,16 +17,16 @@ from typing import Callable, Mapping, Sequence
 from .core import BadInputError, OnError, PRESETS, Preset, build_threads, check_policy, for_preset, seed_everything
 from .toyworld import load_toyworld, make_toyworld
 from .corpus import read_corpus
-from .formats import BenchmarkFolder, benchmark_folders, read_benchmarks
+from .formats import BenchmarkFolder, Features, benchmark_folders, read_benchmarks
 from .builder import BenchmarkConfig, build_benchmark
 from .hub import ClapBundle, ModelSource, load_clap, load_open_clip, resolve_model_dir
 from .model import load_biovita_release
-from .evaluate import Features
 from .metrics import benchmark_arrays, evaluate_benchmark, lineage_table
 from .report import embedding_map_frame, error_analysis_frame, paper_tables, plot_directions, plot_embedding_map, plot_error_analysis, plot_topk_curves, result_record, results_long, save_figure, save_result, write_tables
 from .standins import make_standins
 from .features import Encoder, EvalModel, bioclip_encoders, clap_encoders, item_taxa, joint_encoders, model_split_features
-from .distill import DistillConfig, DistilledAudioModel, TARGETS, audio_to_bioclip_methods, build_text_space, clip_features, distill, toy_distill_data
+from .distill import DistillConfig, DistilledAudioModel, TARGETS, build_text_space, clip_features, distill, toy_distill_data
+from .distill_eval import audio_to_bioclip_methods
 from .runs import train_biovita
 
 # %% auto #0

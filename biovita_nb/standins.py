@@ -21,24 +21,22 @@ from safetensors.torch import load_file as safetensors_load_file, save as safete
 from torch import nn
 from .core import atomic_write_bytes, build_once, cache_dir, cache_lock, config_hash, load_json, provenance, save_json
 from .taxonomy import TEXT_TYPES, Taxon, bioclip_text
-from .toydesign import AcousticPhenotype, ToyWorldConfig
+from .toydesign import CALL_WORDS, F0_BANDS, FM_WORDS, HARMONIC_WORDS, SOUND_ATTRIBUTES, ToyWorldConfig, sound_attributes, sound_caption
 from .toyworld import ToyWorld, make_toyworld
 from .corpus import Corpus, read_corpus
 from .media import AudioConfig, image_tensor, load_audio, onset_start
-from .contrastive import LOGIT_SCALE_BOUNDS, LOGIT_SCALE_INIT, clip_loss, fit
+from .contrastive import LOGIT_SCALE_BOUNDS, clip_loss, fit
 from .frontend import ClapFrontEnd
-from .hub import ClapBundle, ModelSpec, OpenClipBundle, TOY_BIOCLIP_CFG, bioclip_preprocess_cfg, build_clap, build_open_clip, clap_audio_embeddings, clap_text_embeddings, hub_cache, load_clap, load_open_clip, model_spec, open_clip_image_embeddings, open_clip_text_embeddings, pooled, resolve_model_dir, save_clap, save_open_clip, to_hub_cache, toy_clap_config, train_toy_tokenizer
+from .hub import ClapBundle, OpenClipBundle, TEXT_ONLY_SPEC, TOY_BIOCLIP_CFG, TextOnlyBundle, TextOnlyEncoder, bioclip_preprocess_cfg, build_clap, build_open_clip, clap_audio_embeddings, clap_text_embeddings, hub_cache, load_clap, load_open_clip, load_text_only, model_spec, open_clip_image_embeddings, open_clip_text_embeddings, pooled, save_clap, save_open_clip, save_text_only, to_hub_cache, toy_clap_config, train_toy_tokenizer
 from .metrics import linear_probe, probe_top1, top1
 
 # %% auto #0
-__all__ = ['BIOCLIP_TEMPLATES', 'BIOLINGUAL_TEMPLATES', 'TEXT_ONLY_SPEC', 'TEXT_ONLY_CONFIG', 'TEXT_ONLY_WEIGHTS', 'F0_BANDS',
-           'CALL_WORDS', 'FM_WORDS', 'HARMONIC_WORDS', 'BACKGROUND_WORDS', 'SOUND_ATTRIBUTES', 'STANDINS_FORMAT',
-           'STANDIN_SPECS', 'REFERENCE_FILE', 'TrainSpec', 'StandInConfig', 'StandInData', 'standin_data',
-           'bioclip_transform', 'load_pixels', 'augment_pixels', 'clap_inputs', 'time_shift', 'epoch_batches',
-           'clamped_scale', 'train_contrastive', 'bioclip_texts', 'open_clip_tokenizer', 'train_bioclip',
-           'TextOnlyEncoder', 'TextOnlyBundle', 'save_text_only', 'load_text_only', 'train_text_only',
-           'sound_attributes', 'sound_caption', 'sound_captions', 'species_captions', 'train_clap', 'train_claps',
-           'calibrate', 'publish_and_load', 'reference_outputs', 'reload_differences', 'StandIns', 'make_standins']
+__all__ = ['BIOCLIP_TEMPLATES', 'BIOLINGUAL_TEMPLATES', 'STANDINS_FORMAT', 'STANDIN_SPECS', 'REFERENCE_FILE', 'TrainSpec',
+           'StandInConfig', 'StandInData', 'standin_data', 'bioclip_transform', 'load_pixels', 'augment_pixels',
+           'clap_inputs', 'time_shift', 'epoch_batches', 'clamped_scale', 'train_contrastive', 'bioclip_texts',
+           'open_clip_tokenizer', 'train_bioclip', 'train_text_only', 'sound_captions', 'species_captions',
+           'train_clap', 'train_claps', 'calibrate', 'publish_and_load', 'reference_outputs', 'reload_differences',
+           'StandIns', 'make_standins']
 
 # %% ../nbs/02g_standins.ipynb #12dcc1cd
 @dataclass(frozen=True)
@@ -197,64 +195,6 @@ def train_bioclip(config: StandInConfig, data: StandInData, progress: bool = Fal
         return clip_loss(img, txt, scale, labels=y), dict(logit_scale=float(scale.detach()))
     return model, train_contrastive(model, config.bioclip, len(items), config.seed, 1, loss_fn, progress)
 
-# %% ../nbs/02g_standins.ipynb #5553be8b
-TEXT_ONLY_SPEC = ModelSpec("toy-text-only", "open_clip", "biovita-toy/text-only", "main", "toy", "text_only")
-TEXT_ONLY_CONFIG = "text_only_config.json"
-TEXT_ONLY_WEIGHTS = "model.safetensors"
-
-class TextOnlyEncoder(nn.Module):
-    "An open_clip text transformer with its own logit scale: texts in, embeddings out."
-    def __init__(self, embed_dim: int, text_cfg: dict):
-        super().__init__()
-        self.embed_dim, self.text_cfg = int(embed_dim), dict(text_cfg)
-        self.transformer = open_clip.transformer.TextTransformer(
-            context_length=text_cfg["context_length"], vocab_size=text_cfg["vocab_size"], width=text_cfg["width"],
-            heads=text_cfg["heads"], layers=text_cfg["layers"], output_dim=self.embed_dim)
-        self.logit_scale = nn.Parameter(torch.tensor(LOGIT_SCALE_INIT))
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor: return F.normalize(self.transformer(tokens), dim=-1)
-
-@dataclass
-class TextOnlyBundle:
-    "A text-only encoder with its tokenizer and where it came from."
-    model: TextOnlyEncoder
-    tokenizer: Callable
-    config: dict
-    path: Path
-    source: str
-    revision: str | None
-    commit: str | None
-
-    @property
-    def embed_dim(self) -> int: return self.model.embed_dim
-    def record(self) -> dict: return dict(source=self.source, revision=self.revision, commit=self.commit)
-    @torch.no_grad()
-    def encode(self, texts: Sequence[str]) -> torch.Tensor:
-        "L2-normalised embeddings (float32) of `texts`."
-        dev = next(self.model.parameters()).device
-        return self.model(self.tokenizer(list(texts)).to(dev)).float()
-
-def save_text_only(model: TextOnlyEncoder, folder) -> Path:
-    "Write `model` as text_only_config.json + model.safetensors."
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    save_json(folder / TEXT_ONLY_CONFIG, dict(architecture="open_clip.transformer.TextTransformer", embed_dim=model.embed_dim,
-                                              text_cfg=model.text_cfg, tokenizer="open_clip SimpleTokenizer (CLIP BPE)"))
-    sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write_bytes(folder / TEXT_ONLY_WEIGHTS, safetensors_dumps(sd))
-    return folder
-
-def load_text_only(source, revision: str | None = None, *, cache_dir=None, device="cpu",
-                   local_files_only: bool | None = None) -> TextOnlyBundle:
-    "Load a text-only encoder from a hub repo at `revision` (hub cache) or from a local folder."
-    path, commit = resolve_model_dir(source, revision, cache_dir, local_files_only,
-                                     allow_patterns=[TEXT_ONLY_CONFIG, TEXT_ONLY_WEIGHTS])
-    for f in (TEXT_ONLY_CONFIG, TEXT_ONLY_WEIGHTS):
-        if not (path / f).is_file(): raise FileNotFoundError(f"{path} has no {f}: not a text-only encoder folder")
-    cfg = load_json(path / TEXT_ONLY_CONFIG)
-    model = TextOnlyEncoder(cfg["embed_dim"], cfg["text_cfg"])
-    model.load_state_dict(safetensors_load_file(str(path / TEXT_ONLY_WEIGHTS)))
-    return TextOnlyBundle(model.to(device).eval(), open_clip.tokenizer.SimpleTokenizer(context_length=cfg["text_cfg"]["context_length"]),
-                          cfg, path, str(source), revision, commit)
-
 # %% ../nbs/02g_standins.ipynb #7dc2c5e7
 def train_text_only(config: StandInConfig, data: StandInData, progress: bool = False) -> tuple:
     "The text-only encoder, trained to match two different text types of the same seen species; returns (model, log)."
@@ -272,29 +212,7 @@ def train_text_only(config: StandInConfig, data: StandInData, progress: bool = F
         return clip_loss(m(tokens[y, a]), m(tokens[y, b]), scale, labels=y), dict(logit_scale=float(scale.detach()))
     return model, train_contrastive(model, config.text_only, len(data.seen), config.seed, 2, loss_fn, progress)
 
-# %% ../nbs/02g_standins.ipynb #c7955c67
-F0_BANDS = ((1000.0, "low-pitched"), (2200.0, "mid-pitched"), (3800.0, "high-pitched"), (float("inf"), "very high-pitched"))
-CALL_WORDS = dict(tonal="tonal whistle", trilled="rapid trill", pulsed="pulsed call", harsh="harsh buzzy call")
-FM_WORDS = dict(up="rising in pitch", down="falling in pitch", vibrato="warbling", flat="steady in pitch")
-HARMONIC_WORDS = {1: "a pure tone", 2: "with a few harmonics", 3: "rich in harmonics", 4: "rich in harmonics"}
-BACKGROUND_WORDS = dict(forest="forest", grassland="meadow", wetland="marsh", freshwater="river", marine="surf",
-                        desert="desert wind", mountain="mountain wind", urban="city")
-SOUND_ATTRIBUTES = ("pitch", "call", "fm", "harmonics")          # the ones calibrated by zero-shot classification
-
-def sound_attributes(voice: AcousticPhenotype, habitat: str) -> dict:
-    "Words for how a species sounds: pitch band (the traits' call_frequency_band edges), call type, FM, harmonics, background."
-    return dict(pitch=next(w for edge, w in F0_BANDS if voice.f0_hz < edge), call=CALL_WORDS[voice.rhythm],
-                fm=FM_WORDS["flat" if voice.fm_depth < 0.06 else voice.fm_shape], harmonics=HARMONIC_WORDS[voice.harmonics],
-                background=f"over {BACKGROUND_WORDS[habitat]} noise")
-
-def sound_caption(attrs: dict, rng: np.random.Generator) -> str:
-    "One description of a sound: the call type, usually its pitch, and a random subset of the other attributes."
-    head = f"a {attrs['pitch']} {attrs['call']}" if rng.random() < 0.8 else f"a {attrs['call']}"
-    if rng.random() < 0.3: head = "the sound of " + head
-    extras = [attrs[k] for k in ("fm", "harmonics", "background") if rng.random() < 0.6]
-    rng.shuffle(extras)
-    return ", ".join([head, *extras])
-
+# %% ../nbs/02g_standins.ipynb #5ce3b34f
 def sound_captions(data: StandInData, species: str, n: int, seed: int) -> list:
     "`n` distinct-draw sound descriptions of `species` (seeded per species)."
     rng = np.random.default_rng([seed, 3, sorted(data.taxa).index(species)])

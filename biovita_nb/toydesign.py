@@ -12,10 +12,11 @@ from scipy.special import ndtr
 from .taxonomy import validate_traits
 
 # %% auto #0
-__all__ = ['LATENT_DIMS', 'HABITATS', 'PATTERNS', 'RHYTHMS', 'FM_SHAPES', 'ToyWorldConfig', 'describe_config',
-           'pseudo_latin_stem', 'order_name', 'family_name', 'genus_name', 'epithet_name', 'latent_uniforms',
-           'VisualPhenotype', 'visual_phenotype', 'AcousticPhenotype', 'acoustic_phenotype', 'trait_projection',
-           'derive_traits', 'common_name', 'WorldDesign', 'design_world']
+__all__ = ['LATENT_DIMS', 'HABITATS', 'PATTERNS', 'RHYTHMS', 'FM_SHAPES', 'F0_BANDS', 'CALL_WORDS', 'FM_WORDS', 'HARMONIC_WORDS',
+           'BACKGROUND_WORDS', 'SOUND_ATTRIBUTES', 'ToyWorldConfig', 'describe_config', 'pseudo_latin_stem',
+           'order_name', 'family_name', 'genus_name', 'epithet_name', 'latent_uniforms', 'VisualPhenotype',
+           'visual_phenotype', 'AcousticPhenotype', 'acoustic_phenotype', 'trait_projection', 'derive_traits',
+           'common_name', 'WorldDesign', 'design_world', 'sound_attributes', 'sound_caption']
 
 # %% ../nbs/01_toydesign.ipynb #25505ee0
 def _knob(default, help: str):
@@ -350,3 +351,26 @@ def design_world(config: ToyWorldConfig) -> WorldDesign:
     traits = [validate_traits(derive_traits(z / _total_sd(config), lk, vc, k, proj), source=f"toy species {s}")
               for z, lk, vc, k, s in zip(Z, looks, voices, tree.klass, sci)]
     return WorldDesign(config, species, Z, looks, voices, traits, _pick_ssw60(species, config.ssw60_species, rng))
+
+# %% ../nbs/01_toydesign.ipynb #0d4b14f3
+F0_BANDS = ((1000.0, "low-pitched"), (2200.0, "mid-pitched"), (3800.0, "high-pitched"), (float("inf"), "very high-pitched"))
+CALL_WORDS = dict(tonal="tonal whistle", trilled="rapid trill", pulsed="pulsed call", harsh="harsh buzzy call")
+FM_WORDS = dict(up="rising in pitch", down="falling in pitch", vibrato="warbling", flat="steady in pitch")
+HARMONIC_WORDS = {1: "a pure tone", 2: "with a few harmonics", 3: "rich in harmonics", 4: "rich in harmonics"}
+BACKGROUND_WORDS = dict(forest="forest", grassland="meadow", wetland="marsh", freshwater="river", marine="surf",
+                        desert="desert wind", mountain="mountain wind", urban="city")
+SOUND_ATTRIBUTES = ("pitch", "call", "fm", "harmonics")          # the ones calibrated by zero-shot classification
+
+def sound_attributes(voice: AcousticPhenotype, habitat: str) -> dict:
+    "Words for how a species sounds: pitch band (the traits' call_frequency_band edges), call type, FM, harmonics, background."
+    return dict(pitch=next(w for edge, w in F0_BANDS if voice.f0_hz < edge), call=CALL_WORDS[voice.rhythm],
+                fm=FM_WORDS["flat" if voice.fm_depth < 0.06 else voice.fm_shape], harmonics=HARMONIC_WORDS[voice.harmonics],
+                background=f"over {BACKGROUND_WORDS[habitat]} noise")
+
+def sound_caption(attrs: dict, rng: np.random.Generator) -> str:
+    "One description of a sound: the call type, usually its pitch, and a random subset of the other attributes."
+    head = f"a {attrs['pitch']} {attrs['call']}" if rng.random() < 0.8 else f"a {attrs['call']}"
+    if rng.random() < 0.3: head = "the sound of " + head
+    extras = [attrs[k] for k in ("fm", "harmonics", "background") if rng.random() < 0.6]
+    rng.shuffle(extras)
+    return ", ".join([head, *extras])
