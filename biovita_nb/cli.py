@@ -6,30 +6,30 @@
 from __future__ import annotations
 import argparse
 import contextlib
-import functools
 import importlib.util
 import os
+import pandas as pd
 import sys
 import tempfile
 import traceback
 from . import __version__
 from pathlib import Path
 from typing import Callable
-from .core import atomic_write_text
+from .core import TOY_MODELS, atomic_write_text
 
 # %% auto #0
-__all__ = ['TOY_MODELS', 'CLIError', 'say', 'existing', 'positive', 'command', 'build_parser', 'main', 'cmd_env', 'add_env',
-           'cmd_toyworld', 'add_toyworld', 'toy_standins', 'toy_biovita', 'toy_model', 'cmd_embed', 'add_embed',
-           'cmd_benchmark_build', 'cmd_benchmark_eval', 'add_benchmark', 'cmd_distill', 'add_distill', 'cmd_train',
-           'add_train', 'cmd_reproduce', 'add_reproduce']
+__all__ = ['CLIError', 'say', 'existing', 'positive', 'command', 'build_parser', 'main', 'cmd_env', 'add_env', 'cmd_toyworld',
+           'add_toyworld', 'cmd_embed', 'add_embed', 'cmd_benchmark_build', 'cmd_benchmark_eval', 'add_benchmark',
+           'cmd_distill', 'add_distill', 'cmd_train', 'add_train', 'cmd_reproduce', 'add_reproduce']
 
-# %% ../nbs/09_cli.ipynb #ba9ee215
+# %% ../nbs/09_cli.ipynb #80d013e0
 class CLIError(Exception):
     "A bad path or parameter on the command line: `what` is wrong, `fix` says how to put it right."
     def __init__(self, what: str, fix: str = ""):
         self.what, self.fix = what, fix
         super().__init__(f"{what} ({fix})" if fix else what)
 
+# %% ../nbs/09_cli.ipynb #5c8eb9c7
 def _rank() -> int:
     "This process's rank: the process group's if one is up, else torchrun's RANK, else 0."
     if "torch" in sys.modules:
@@ -41,6 +41,7 @@ def say(*args, **kw):
     "print, on rank 0 only."
     if _rank() == 0: print(*args, **kw, flush=True)
 
+# %% ../nbs/09_cli.ipynb #4b9aa1d1
 def existing(path, what: str, kind: str = "any", fix: str = "") -> Path:
     "`path` as a Path if it exists (as a 'file' or 'dir' when `kind` says so), else a `CLIError` naming it."
     p = Path(path).expanduser()
@@ -49,6 +50,7 @@ def existing(path, what: str, kind: str = "any", fix: str = "") -> Path:
     if kind == "dir" and not p.is_dir(): raise CLIError(f"{what} {p} is not a folder", fix or "pass a folder")
     return p
 
+# %% ../nbs/09_cli.ipynb #973c44f7
 def positive(text: str) -> int:
     "argparse type: an integer >= 1."
     try: n = int(text)
@@ -56,7 +58,7 @@ def positive(text: str) -> int:
     if n < 1: raise argparse.ArgumentTypeError(f"{n} is not >= 1")
     return n
 
-# %% ../nbs/09_cli.ipynb #ec20fe2b
+# %% ../nbs/09_cli.ipynb #593676ce
 _COMMANDS: list = []
 
 def command(add_parser: Callable) -> Callable:
@@ -64,6 +66,7 @@ def command(add_parser: Callable) -> Callable:
     _COMMANDS.append(add_parser)
     return add_parser
 
+# %% ../nbs/09_cli.ipynb #03b46574
 def _common() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -110,12 +113,13 @@ def main(argv: list | None = None) -> int:
               file=sys.stderr)
         return 1
 
-# %% ../nbs/09_cli.ipynb #d139dd11
+# %% ../nbs/09_cli.ipynb #553e98c2
 def cmd_env(args):
     from biovita_nb.env import main as env_main
     if env_main((["--check"] if args.check else []) + (["--json"] if args.json else [])):
         raise RuntimeError("the installed stack is broken: see the report above for the fix")
 
+# %% ../nbs/09_cli.ipynb #950db28f
 @command
 def add_env(sub, common):
     p = sub.add_parser("env", parents=[common], help="check the installed stack; print versions, devices, cache",
@@ -126,7 +130,7 @@ def add_env(sub, common):
     p.add_argument("--json", action="store_true", help="the report as JSON")
     p.set_defaults(run=cmd_env)
 
-# %% ../nbs/09_cli.ipynb #5a2d91c8
+# %% ../nbs/09_cli.ipynb #2188f735
 def cmd_toyworld(args):
     from biovita_nb.toydesign import ToyWorldConfig
     from biovita_nb.toyworld import make_toyworld, verify_toyworld
@@ -139,6 +143,7 @@ def cmd_toyworld(args):
     if args.verify: say(f"verified: {verify_toyworld(world.root)}")
     say(world.root)
 
+# %% ../nbs/09_cli.ipynb #6b895f23
 @command
 def add_toyworld(sub, common):
     p = sub.add_parser("toyworld", parents=[common], help="generate (or reuse) the synthetic world",
@@ -151,85 +156,76 @@ def add_toyworld(sub, common):
     p.add_argument("--verify", action="store_true", help="check every file against the manifest's sha256")
     p.set_defaults(run=cmd_toyworld)
 
-# %% ../nbs/09_cli.ipynb #bc829f05
-TOY_MODELS = ("bioclip", "clap", "biolingual", "biovita-stage1", "biovita-stage2")
-
-@functools.cache
-def toy_standins():
-    "`standins.make_standins()`, once per process (in-process callers of `main` reuse it)."
-    from biovita_nb.standins import make_standins
-    return make_standins()
-
-@functools.cache
-def toy_biovita():
-    "The two toy BioVITA stages (`runs.train_biovita` on the stand-ins), once per process."
-    from biovita_nb.runs import train_biovita
-    return train_biovita(toy_standins())
-
-def toy_model(name: str, device="cpu"):
-    "The toy stand-in or trained toy BioVITA stage called `name` (one of `TOY_MODELS`), as a `features.EvalModel`."
-    from biovita_nb.features import clap_model, joint_model, open_clip_model
-    if name not in TOY_MODELS: raise CLIError(f"--toy {name!r} is not a toy model", f"choose one of {', '.join(TOY_MODELS)}")
-    s = toy_standins()
-    if name == "bioclip": return open_clip_model(s.bioclip, device=device)
-    if name in ("clap", "biolingual"): return clap_model(s.laion_clap if name == "clap" else s.biolingual, device=device)
-    run = toy_biovita()
-    model = run.stage1 if name == "biovita-stage1" else run.stage2
-    return joint_model(model, s.bioclip, dict(bioclip=s.bioclip.record(), clap=s.laion_clap.record()), f"toy {name}", device=device)
-
 # %% ../nbs/09_cli.ipynb #8492fbf2
 def _check_parquet():
     if not any(importlib.util.find_spec(m) for m in ("pyarrow", "fastparquet")):
         raise CLIError("writing .parquet needs pyarrow", "pip install pyarrow, or write --out features.npy or a folder")
 
-# %% ../nbs/09_cli.ipynb #0647023b
-def cmd_embed(args):
-    out = Path(args.out)
+# %% ../nbs/09_cli.ipynb #49f96477
+def _check_out(out: Path):
+    "`--out` is a new or existing feature-store folder, or a .npy/.parquet file in an existing folder."
     if out.suffix == ".parquet": _check_parquet()
     if out.suffix in (".npy", ".parquet"):
         if not out.parent.is_dir(): raise CLIError(f"the folder of --out {out} does not exist", "create it first")
     elif out.exists() and not out.is_dir(): raise CLIError(f"--out {out} is a file", "pass a folder (a feature store), .npy or .parquet")
-    if (args.toy is None) == (args.model is None): raise CLIError("say which model embeds", "pass --toy NAME or --model SOURCE")
-    from biovita_nb.core import BadInputError
-    from biovita_nb.features import embed_inputs, embed_items, source_model
-    from biovita_nb.store import FeatureStore, merge_item_table, stored_rows, write_embeddings
-    existing(args.input, "input", fix="pass a folder of audio/images, a manifest .csv, a .txt of names or a benchmark folder")
-    if args.root is not None: existing(args.root, "--root", "dir")
-    device = args.device
-    try:
-        items, ignored = embed_inputs(args.input, args.root)
-        embedder = toy_model(args.toy, device) if args.toy else source_model(
-            args.model, args.revision, args.clap_source, args.clap_revision, args.hub_cache, device)
-    except BadInputError as e: raise CLIError(str(e), "see `biovita embed --help`") from None
-    if args.modality: items = items[items.modality.str.split(".").str[0] == args.modality]
+
+def _usable(items: pd.DataFrame, model, ignored: int, modality: str | None) -> pd.DataFrame:
+    "The items `model` embeds (of `modality` if given); says what is left out."
+    if modality: items = items[items.modality.str.split(".").str[0] == modality]
     kinds = items.modality.str.split(".").str[0]
-    usable = items[kinds.isin(embedder.modalities)]
+    usable = items[kinds.isin(model.modalities)]
     if usable.empty:
-        raise CLIError(f"{embedder.name} embeds {', '.join(embedder.modalities)}; the input has only {', '.join(sorted(set(items.modality)))}",
+        raise CLIError(f"{model.name} embeds {', '.join(model.modalities)}; the input has only {', '.join(sorted(set(items.modality)))}",
                        "pick another model or input")
-    notes = [f"{n} {m} item(s) left out: {embedder.name} embeds {'/'.join(embedder.modalities)}"
-             for m, n in items[~kinds.isin(embedder.modalities)].modality.value_counts().items()]
-    if ignored: notes.append(f"{ignored} file(s) of no audio/image type ignored")
-    for n in notes: say(n)
+    for m, n in items[~kinds.isin(model.modalities)].modality.value_counts().items():
+        say(f"{n} {m} item(s) left out: {model.name} embeds {'/'.join(model.modalities)}")
+    if ignored: say(f"{ignored} file(s) of no audio/image type ignored")
+    return usable
+
+# %% ../nbs/09_cli.ipynb #fb9c6bf9
+def _embed_into(out: Path, usable: pd.DataFrame, model, args) -> tuple:
+    "Embed `usable` into the store at `out` (or a temporary one for .npy/.parquet): (table, matrix, written, skips)."
+    from biovita_nb.core import BadInputError
+    from biovita_nb.features import embed_items
+    from biovita_nb.store import FeatureStore, merge_item_table, stored_rows, write_embeddings
     with contextlib.ExitStack() as stack:
         if out.suffix in (".npy", ".parquet"): root = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=out.parent, prefix=".embed-")))
         else:
             root = out
             try: table = merge_item_table(root, usable) if root.exists() else usable[["modality", "id", "name"]]
             except BadInputError as e: raise CLIError(str(e)) from None
-        store = FeatureStore(root, embedder.fingerprint)
-        report = embed_items(usable, embedder, store, batch_size=args.batch_size, device=device, on_error=args.on_error,
+        store = FeatureStore(root, model.fingerprint)
+        report = embed_items(usable, model, store, batch_size=args.batch_size, device=args.device, on_error=args.on_error,
                              progress=not args.quiet)
         table_, matrix = stored_rows(store, usable)
         if out.suffix in (".npy", ".parquet"): written = write_embeddings(out, table_, matrix)
         else:
             atomic_write_text(root / "items.csv", table.to_csv(index=False)); written = [root]
-    counts = ", ".join(f"{n} {m}" for m, n in table_.modality.value_counts(sort=False).items())
-    say(f"embedded {counts} with {embedder.name} (dim {matrix.shape[1] if matrix.size else embedder.dim}) -> {', '.join(map(str, written))}")
+    return table_, matrix, written, report
+
+# %% ../nbs/09_cli.ipynb #03ad22fe
+def cmd_embed(args):
+    out = Path(args.out)
+    _check_out(out)
+    if (args.toy is None) == (args.model is None): raise CLIError("say which model embeds", "pass --toy NAME or --model SOURCE")
+    from biovita_nb.core import BadInputError
+    from biovita_nb.features import embed_inputs, source_model
+    src = existing(args.input, "input", fix="pass a folder of audio/images, a manifest .csv, a .txt of names or a benchmark folder")
+    root = existing(args.root, "--root", "dir") if args.root is not None else None
+    try:
+        items, ignored = embed_inputs(src, root)
+        from biovita_nb.runs import toy_model
+        model = toy_model(args.toy, args.device) if args.toy else source_model(
+            args.model, args.revision, args.clap_source, args.clap_revision, args.hub_cache, args.device)
+    except BadInputError as e: raise CLIError(str(e), "see `biovita embed --help`") from None
+    table, matrix, written, report = _embed_into(out, _usable(items, model, ignored, args.modality), model, args)
+    counts = ", ".join(f"{n} {m}" for m, n in table.modality.value_counts(sort=False).items())
+    say(f"embedded {counts} with {model.name} (dim {matrix.shape[1] if matrix.size else model.dim}) -> {', '.join(map(str, written))}")
     say(report.summary())
     for s in report.items[:20]: say(f"  skipped {s.item}: {s.reason}: {s.detail}")
     if len(report) > 20: say(f"  ... and {len(report) - 20} more")
 
+# %% ../nbs/09_cli.ipynb #5ee34983
 @command
 def add_embed(sub, common):
     p = sub.add_parser("embed", parents=[common], help="embed audio, images and texts with one model",
@@ -257,7 +253,7 @@ def add_embed(sub, common):
                    help="an undecodable or missing file: stop (raise, default) or skip it and list it (skip)")
     p.set_defaults(run=cmd_embed)
 
-# %% ../nbs/09_cli.ipynb #ab4c6274
+# %% ../nbs/09_cli.ipynb #095de71f
 def cmd_benchmark_build(args):
     corpus_root = existing(args.corpus, "--corpus", "dir", "pass a corpus root with metadata/*.csv, e.g. `biovita toyworld`'s folder")
     out = Path(args.out)
@@ -276,23 +272,24 @@ def cmd_benchmark_build(args):
         say(f"{name}: {len(bench.tasks)} tasks, {int(st.queries.sum())} queries, "
             f"{int(st.queries_without_gallery.sum())} without a gallery -> {out / name}")
 
+# %% ../nbs/09_cli.ipynb #13d23157
 def cmd_benchmark_eval(args):
     b = existing(args.benchmark, "--benchmark", "dir", "pass a benchmark folder (ids/ + level folders) or a folder of them")
     from biovita_nb.features import benchmark_splits, store_features
     splits = benchmark_splits(b)
     if not splits: raise CLIError(f"--benchmark {b} holds no benchmark (no ids/ folder in it or its sub-folders)",
                                   "build one with `biovita benchmark build`")
-    existing(args.features, "--features", "dir")
+    feats_dir = existing(args.features, "--features", "dir")
     out = Path(args.out)
     if out.exists() and not out.is_dir(): raise CLIError(f"--out {out} is a file", "pass a folder")
     from biovita_nb.metrics import evaluate_splits
     from biovita_nb.report import result_record, save_result, load_results, paper_tables, write_tables, markdown_table
-    features = store_features(args.features, args.on_error, tag=args.model, log=say)
+    features = store_features(feats_dir, args.on_error, tag=args.model, log=say)
     if not features: raise CLIError(f"--features {args.features} holds no audio, image or text.<level> features",
                                     "embed the benchmark folder with `biovita embed BENCHMARK --root CORPUS`")
     results = evaluate_splits(splits, features, args.on_error, args.candidates, args.device, log=say)
     rec = result_record(results, model=args.model, features=features, preset=args.preset, seed=args.seed, device=args.device,
-                        benchmark=str(b.resolve()), features_path=str(Path(args.features).resolve()))
+                        benchmark=str(b.resolve()), features_path=str(feats_dir.resolve()))
     path = save_result(rec, out)
     tables = paper_tables(load_results(out), paper=args.with_paper)
     written = write_tables(tables, out)
@@ -300,6 +297,7 @@ def cmd_benchmark_eval(args):
     for name, t in tables.items():
         if len(t): say(f"\n{name}\n{markdown_table(t)}")
 
+# %% ../nbs/09_cli.ipynb #6f560915
 @command
 def add_benchmark(sub, common):
     p = sub.add_parser("benchmark", help="build the cross-modal retrieval benchmark, or evaluate features on it",
@@ -332,7 +330,7 @@ def add_benchmark(sub, common):
     e.add_argument("--with-paper", action="store_true", help="add the published rows, labelled '(paper)', to the tables")
     e.set_defaults(run=cmd_benchmark_eval)
 
-# %% ../nbs/09_cli.ipynb #8349d717
+# %% ../nbs/09_cli.ipynb #40703714
 def cmd_distill(args):
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and not out.is_dir(): raise CLIError(f"--out {out} is a file", "pass a folder")
@@ -346,13 +344,16 @@ def cmd_distill(args):
     cfg = for_preset(D.DistillConfig, args.preset, **overrides)
     if args.preset == "paper":
         models, data = D.load_paper_models(args.text_only_source, device=args.device), D.ssw60_distill_data(ssw, args.on_error)
-    else: models, data = toy_standins(), None
+    else:
+        from biovita_nb.runs import toy_standins
+        models, data = toy_standins(), None
     model = D.distill(models, cfg, data, device=args.device, folder=out, progress=not args.quiet)
     where = out or cache_dir("distill") / model.cache_key
     last = model.history[-1] if model.history else {}
     say(f"distilled toward the {cfg.target} text space ({cfg.epochs} epochs, {len(model.history)} steps, final loss "
         f"{last.get('loss', float('nan')):.3f}) -> {where / 'model.pt'}")
 
+# %% ../nbs/09_cli.ipynb #07d14d7a
 @command
 def add_distill(sub, common):
     p = sub.add_parser("distill", parents=[common], help="paper B: BioLingual audio -> BioCLIP 2 text space",
@@ -370,10 +371,7 @@ def add_distill(sub, common):
     p.add_argument("--out", help="keep the model here (default: the package cache)")
     p.set_defaults(run=cmd_distill)
 
-# %% ../nbs/09_cli.ipynb #d8282fd6
-#| export
-
-# %% ../nbs/09_cli.ipynb #2b3a7665
+# %% ../nbs/09_cli.ipynb #c96ac8e4
 def _stage_config(args):
     from biovita_nb.core import for_preset
     from biovita_nb.train import Stage1Config, Stage2Config
@@ -400,6 +398,7 @@ def cmd_train(args):
     train_stage(args.stage, _stage_config(args), bioclip, clap, corpus, out, init=init, preset=args.preset, device=args.device,
                 ckpt_every=args.ckpt_every, export=args.export, progress=not args.quiet, log=say)
 
+# %% ../nbs/09_cli.ipynb #1d453848
 @command
 def add_train(sub, common):
     p = sub.add_parser("train", parents=[common], help="paper A: BioVITA stage 1 or stage 2 (works under torchrun)",
@@ -418,31 +417,19 @@ def add_train(sub, common):
     p.add_argument("--export", action="store_true", help="also write the release layout (open_clip repo + clap_weights.pth)")
     p.set_defaults(run=cmd_train)
 
-# %% ../nbs/09_cli.ipynb #353acdd5
+# %% ../nbs/09_cli.ipynb #34931c4c
 def cmd_reproduce(args):
     figures, runs = Path(args.figures).absolute(), Path(args.runs).absolute()
     for p, what in ((figures, "--figures"), (runs, "--runs")):
         if p.exists() and not p.is_dir(): raise CLIError(f"{what} {p} is a file", "pass a folder")
-    values = dict(preset=args.preset, seed=args.seed, device=args.device, batch_size=args.batch_size, out_dir=str(figures))
-    from biovita_nb.pipeline import default_flags, find_notebooks, run_notebooks
+    from biovita_nb.pipeline import find_notebooks, reproduce
     nbs = existing(args.nbs, "--nbs", "dir") if args.nbs else Path("nbs") if Path("nbs").is_dir() and Path("settings.ini").is_file() else None
-    if nbs is not None:
-        notebooks = find_notebooks(nbs, args.only)
-        if not notebooks: raise CLIError(f"{nbs} has no numbered notebooks{' matching --only' if args.only else ''}", "check --nbs / --only")
-        figures.mkdir(parents=True, exist_ok=True)
-        flags = default_flags(args.preset) if args.flags is None else tuple(args.flags)
-        done = run_notebooks(notebooks, runs, values, nbs.absolute(), progress=not args.quiet, flags=flags, log=say)
-        say(f"ran {len(done)} notebook(s) in {sum(t for _, t in done):.0f} s; executed copies in {runs}, tables and figures in {figures}")
-        return
-    try: from biovita_nb.pipeline import MainJobConfig, run_main_job
-    except ImportError as e:
-        raise RuntimeError(f"no notebooks here (no ./nbs beside settings.ini, no --nbs) and this installation has no main job "
-                           f"module ({e})") from None
-    say(f"no notebooks folder: running the main job (preset {args.preset}) -> {figures}")
-    run_main_job(MainJobConfig(preset=args.preset, out_dir=str(figures), seed=args.seed, device=args.device,
-                               batch_size=args.batch_size), progress=not args.quiet)
-    say(f"tables and figures in {figures}")
+    if nbs is not None and not find_notebooks(nbs, args.only):
+        raise CLIError(f"{nbs} has no numbered notebooks{' matching --only' if args.only else ''}", "check --nbs / --only")
+    reproduce(args.preset, figures, runs, nbs, args.only, args.flags, seed=args.seed, device=args.device,
+              batch_size=args.batch_size, progress=not args.quiet, log=say)
 
+# %% ../nbs/09_cli.ipynb #b2fe32db
 @command
 def add_reproduce(sub, common):
     p = sub.add_parser("reproduce", parents=[common], help="run every notebook (or the installed main job): tables and figures",

@@ -20,9 +20,9 @@ from torch import nn
 from .core import atomic_torch_save
 
 # %% auto #0
-__all__ = ['LOGIT_SCALE_INIT', 'LOGIT_SCALE_BOUNDS', 'clip_loss', 'LogitScale', 'is_distributed', 'rank', 'world_size',
-           'gather_with_grad', 'ddp_loss_scale', 'TextEmbeddingCache', 'autocast', 'rng_state', 'set_rng_state',
-           'Checkpointer', 'FitResult', 'fit']
+__all__ = ['LOGIT_SCALE_INIT', 'LOGIT_SCALE_BOUNDS', 'clip_loss', 'clamped_scale', 'LogitScale', 'is_distributed', 'rank',
+           'world_size', 'gather_with_grad', 'ddp_loss_scale', 'TextEmbeddingCache', 'autocast', 'rng_state',
+           'set_rng_state', 'Checkpointer', 'FitResult', 'fit']
 
 # %% ../nbs/02_contrastive.ipynb #3feead5e
 def _multi_positive_ce(logits: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
@@ -41,17 +41,22 @@ def clip_loss(a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor | floa
     same = labels[:, None] == labels[None, :]
     return (_multi_positive_ce(logits, same) + _multi_positive_ce(logits.T, same)) / 2
 
-# %% ../nbs/02_contrastive.ipynb #7000e494
+# %% ../nbs/02_contrastive.ipynb #359640ab
 LOGIT_SCALE_INIT = math.log(1 / 0.07)
 LOGIT_SCALE_BOUNDS = (math.log(1 / 100), math.log(100))
 
+def clamped_scale(log_scale: torch.Tensor, bounds=LOGIT_SCALE_BOUNDS) -> torch.Tensor:
+    "exp of a log logit scale clamped to `bounds` (also for models that keep the scale as their own parameter)."
+    return log_scale.clamp(*bounds).exp()
+
+# %% ../nbs/02_contrastive.ipynb #624f6a8f
 class LogitScale(nn.Module):
     "Learnable log inverse temperature, clamped when used."
     def __init__(self, init: float = LOGIT_SCALE_INIT, bounds=LOGIT_SCALE_BOUNDS):
         super().__init__()
         self.log_scale = nn.Parameter(torch.tensor(float(init)))
         self.bounds = bounds
-    def forward(self) -> torch.Tensor: return self.log_scale.clamp(*self.bounds).exp()
+    def forward(self) -> torch.Tensor: return clamped_scale(self.log_scale, self.bounds)
     @torch.no_grad()
     def reset_(self, scale: float): self.log_scale.fill_(math.log(scale))
 
@@ -128,10 +133,11 @@ def set_rng_state(st: dict):
     random.setstate(st["python"]); np.random.set_state(st["numpy"]); torch.set_rng_state(st["torch"])
     if "cuda" in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st["cuda"])
 
-# %% ../nbs/02_contrastive.ipynb #52121eae
+# %% ../nbs/02_contrastive.ipynb #4f415398
 class Checkpointer:
     "Atomic, rotating training checkpoints `step_XXXXXXXX.pt` in a folder."
     def __init__(self, folder, keep: int = 2):
+        if keep < 1: raise ValueError(f"Checkpointer keeps at least the latest checkpoint: keep={keep} must be >= 1")
         self.folder, self.keep = Path(folder), keep
     def path(self, step: int) -> Path: return self.folder / f"step_{step:08d}.pt"
     def all(self) -> list: return sorted(self.folder.glob("step_*.pt"))
@@ -156,50 +162,58 @@ class FitResult:
     resumed_from: int | None = None
     seconds: float = 0.0
 
-# %% ../nbs/02_contrastive.ipynb #962be8a2
+# %% ../nbs/02_contrastive.ipynb #e7ecc26e
+def _resume(checkpointer, model, optimizer, scheduler, load_state_fn) -> tuple:
+    "(step, epoch, position, resumed_from) after loading the latest checkpoint of `checkpointer`, if there is one."
+    if checkpointer is None or (ck := checkpointer.load_latest()) is None: return 0, 0, 0, None
+    model.load_state_dict(ck["model"]); optimizer.load_state_dict(ck["optimizer"])
+    if scheduler is not None and ck.get("scheduler") is not None: scheduler.load_state_dict(ck["scheduler"])
+    if load_state_fn is not None: load_state_fn(ck.get("extra", {}))
+    set_rng_state(ck["rng"])
+    return ck["step"], ck["epoch"], ck["position"], ck["step"]
+
+def _save(checkpointer, model, optimizer, scheduler, state_fn, step: int, epoch: int, position: int):
+    if checkpointer is None: return
+    checkpointer.save(dict(model=model.state_dict(), optimizer=optimizer.state_dict(),
+                           scheduler=scheduler.state_dict() if scheduler is not None else None,
+                           step=step, epoch=epoch, position=position, rng=rng_state(),
+                           extra=state_fn() if state_fn is not None else {}), step)
+
+# %% ../nbs/02_contrastive.ipynb #c3ddc5af
+def _step(model, optimizer, loss_fn, batch, step: int, device, amp: bool, grad_clip, scheduler, before_step) -> tuple:
+    "One optimisation step on `batch`: (loss, logs)."
+    with autocast(device, amp):
+        loss, logs = loss_fn(model, batch, step)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if before_step is not None: before_step(step)      # e.g. drop the gradients of parameters frozen at this step
+    if grad_clip is not None:
+        logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], grad_clip))
+    optimizer.step()
+    if scheduler is not None: scheduler.step()
+    return loss, logs
+
+# %% ../nbs/02_contrastive.ipynb #1b60c857
 def fit(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable, batches: Callable[[int], list],
         epochs: int, device="cpu", grad_clip: float | None = 1.0, scheduler=None, checkpointer: Checkpointer | None = None,
         ckpt_every: int = 50, state_fn: Callable[[], dict] | None = None, load_state_fn: Callable[[dict], None] | None = None,
         amp: bool = True, progress: bool = False, on_step: Callable[[int, dict], None] | None = None,
         before_step: Callable[[int], None] | None = None) -> FitResult:
     "Train `model` for `epochs` epochs of `batches(epoch)`; resumable through `checkpointer`."
-    step, start_epoch, start_pos, resumed = 0, 0, 0, None
-    if checkpointer is not None and (ck := checkpointer.load_latest()) is not None:
-        model.load_state_dict(ck["model"]); optimizer.load_state_dict(ck["optimizer"])
-        if scheduler is not None and ck.get("scheduler") is not None: scheduler.load_state_dict(ck["scheduler"])
-        if load_state_fn is not None: load_state_fn(ck.get("extra", {}))
-        set_rng_state(ck["rng"])
-        step, start_epoch, start_pos, resumed = ck["step"], ck["epoch"], ck["position"], ck["step"]
-    res = FitResult(step=step, epoch=start_epoch, resumed_from=resumed)
-    t0 = time.perf_counter()
-
-    def save(epoch, position):
-        if checkpointer is None: return
-        checkpointer.save(dict(model=model.state_dict(), optimizer=optimizer.state_dict(),
-                               scheduler=scheduler.state_dict() if scheduler is not None else None,
-                               step=step, epoch=epoch, position=position, rng=rng_state(),
-                               extra=state_fn() if state_fn is not None else {}), step)
-
+    if ckpt_every < 1: raise ValueError(f"ckpt_every={ckpt_every}: checkpoints are written every ckpt_every >= 1 steps")
+    step, start_epoch, start_pos, resumed = _resume(checkpointer, model, optimizer, scheduler, load_state_fn)
+    res, t0 = FitResult(step=step, epoch=start_epoch, resumed_from=resumed), time.perf_counter()
     model.train()
     for epoch in range(start_epoch, epochs):
         plan = batches(epoch)
-        first = start_pos if epoch == start_epoch else 0
-        it = range(first, len(plan))
+        it = range(start_pos if epoch == start_epoch else 0, len(plan))
         for pos in (progress_bar(it, leave=False) if progress else it):
-            with autocast(device, amp):
-                loss, logs = loss_fn(model, plan[pos], step)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if before_step is not None: before_step(step)      # e.g. drop the gradients of parameters frozen at this step
-            if grad_clip is not None:
-                logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], grad_clip))
-            optimizer.step()
-            if scheduler is not None: scheduler.step()
+            loss, logs = _step(model, optimizer, loss_fn, plan[pos], step, device, amp, grad_clip, scheduler, before_step)
             step += 1
             logs = {"step": step, "epoch": epoch, "loss": float(loss.detach()), **logs}
             res.history.append(logs)
             if on_step is not None: on_step(step, logs)
-            if step % ckpt_every == 0: save(epoch, pos + 1)
+            if step % ckpt_every == 0: _save(checkpointer, model, optimizer, scheduler, state_fn, step, epoch, pos + 1)
     res.step, res.epoch, res.seconds = step, epochs, time.perf_counter() - t0
-    save(epochs, 0)
+    _save(checkpointer, model, optimizer, scheduler, state_fn, step, epochs, 0)
     return res

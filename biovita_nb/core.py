@@ -22,19 +22,20 @@ from pathlib import Path
 from typing import Callable, Literal
 
 # %% auto #0
-__all__ = ['Preset', 'PRESETS', 'BUILD_THREADS', 'OnError', 'pt', 'for_preset', 'paper_vs_toy', 'config_hash', 'cache_root',
-           'cache_dir', 'cache_lock', 'build_threads', 'build_once', 'atomic_open', 'atomic_write_bytes',
-           'atomic_write_text', 'save_json', 'load_json', 'atomic_torch_save', 'seed_everything', 'git_commit',
-           'provenance', 'BadInputError', 'SkippedItem', 'SkipReport', 'check_policy', 'bad_input']
+__all__ = ['Preset', 'PRESETS', 'TOY_MODELS', 'BUILD_THREADS', 'OUTPUT_FOLDERS', 'OnError', 'pt', 'for_preset', 'paper_vs_toy',
+           'config_hash', 'cache_root', 'cache_dir', 'cache_lock', 'build_threads', 'build_once', 'atomic_open',
+           'atomic_write_bytes', 'atomic_write_text', 'save_json', 'load_json', 'atomic_torch_save', 'seed_everything',
+           'git_commit', 'provenance', 'BadInputError', 'SkippedItem', 'SkipReport', 'check_policy', 'bad_input']
 
-# %% ../nbs/00_core.ipynb #be9fb474
-Preset = Literal["toy", "paper"]
-PRESETS = ("toy", "paper")
-
+# %% ../nbs/00_core.ipynb #c9636ada
 def pt(*, paper, toy):
     "A config field whose default is the `toy` value and which remembers the `paper` value."
     if isinstance(toy, (list, dict, set)): raise TypeError("use tuples or frozen values for config defaults")
     return field(default=toy, metadata={"paper": paper, "toy": toy})
+
+# %% ../nbs/00_core.ipynb #19455b04
+Preset = Literal["toy", "paper"]
+PRESETS = ("toy", "paper")
 
 def for_preset(cls, preset: Preset = "toy", **overrides):
     "Instantiate config dataclass `cls` with the values of `preset`, then apply `overrides`."
@@ -45,13 +46,17 @@ def for_preset(cls, preset: Preset = "toy", **overrides):
     kw = {f.name: f.metadata[preset] for f in dataclasses.fields(cls) if preset in f.metadata}
     return cls(**{**kw, **overrides})
 
+# %% ../nbs/00_core.ipynb #f778cd86
+TOY_MODELS = ("bioclip", "clap", "biolingual", "biovita-stage1", "biovita-stage2")
+
+# %% ../nbs/00_core.ipynb #afae947c
 def paper_vs_toy(cls) -> pd.DataFrame:
     "Table of every field of `cls` declared with `pt`: its paper value and its toy value."
     rows = [dict(field=f.name, paper=f.metadata["paper"], toy=f.metadata["toy"])
             for f in dataclasses.fields(cls) if "paper" in f.metadata]
     return pd.DataFrame(rows).set_index("field")
 
-# %% ../nbs/00_core.ipynb #0ce0227e
+# %% ../nbs/00_core.ipynb #21d04c7d
 def _canonical(obj):
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {"__class__": type(obj).__name__, **{f.name: _canonical(getattr(obj, f.name)) for f in dataclasses.fields(obj)}}
@@ -63,18 +68,20 @@ def _canonical(obj):
     if obj is None or isinstance(obj, (str, int, float, bool)): return obj
     raise TypeError(f"cannot hash a {type(obj).__name__} into a config hash; use plain values, tuples, dicts or dataclasses")
 
+# %% ../nbs/00_core.ipynb #07b94fcf
 def config_hash(obj, n: int = 12) -> str:
     "Short, stable sha256 of a config (dataclass, dict, list or plain value)."
     blob = json.dumps(_canonical(obj), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:n]
 
-# %% ../nbs/00_core.ipynb #f600231a
+# %% ../nbs/00_core.ipynb #dddcc0b7
 def cache_root() -> Path:
     "Root folder of every cache of this package."
     if os.environ.get("BIOVITA_CACHE"): return Path(os.environ["BIOVITA_CACHE"]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base).expanduser() / "biovita_nb"
 
+# %% ../nbs/00_core.ipynb #723f2ad2
 def cache_dir(kind: str, config=None) -> Path:
     "Folder for cached artefacts of `kind` (e.g. 'toyworld'), keyed by the config's hash."
     p = cache_root() / kind
@@ -138,7 +145,7 @@ def build_once(root, complete: Callable, build: Callable, *, staged: bool = True
         if value is None: raise RuntimeError(f"the build of the cache entry {root} returned, but the entry is not complete")
         return value, False
 
-# %% ../nbs/00_core.ipynb #d10175f0
+# %% ../nbs/00_core.ipynb #b70d0c53
 @contextmanager
 def atomic_open(path, mode: str = "wb"):
     "Open a temp file beside `path`; on success it replaces `path` atomically, on error it is removed."
@@ -154,19 +161,15 @@ def atomic_open(path, mode: str = "wb"):
         if os.path.exists(tmp): os.unlink(tmp)
         raise
 
+# %% ../nbs/00_core.ipynb #c25df02b
 def atomic_write_bytes(path, data: bytes):
     with atomic_open(path, "wb") as f: f.write(data)
 
+# %% ../nbs/00_core.ipynb #7386de4d
 def atomic_write_text(path, text: str):
     with atomic_open(path, "w") as f: f.write(text)
 
-def save_json(path, obj, indent: int = 2):
-    "Write `obj` as JSON atomically (numpy scalars and paths are converted)."
-    atomic_write_text(path, json.dumps(_jsonable(obj), indent=indent, sort_keys=False) + "\n")
-
-def load_json(path):
-    with open(path) as f: return json.load(f)
-
+# %% ../nbs/00_core.ipynb #71bae425
 def _jsonable(obj):
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type): return _jsonable(dataclasses.asdict(obj))
     if isinstance(obj, dict): return {str(k): _jsonable(v) for k, v in obj.items()}
@@ -176,20 +179,33 @@ def _jsonable(obj):
     if isinstance(obj, (np.integer, np.floating, np.bool_)): return obj.item()
     return obj
 
+# %% ../nbs/00_core.ipynb #5a7f44b9
+def save_json(path, obj, indent: int = 2):
+    "Write `obj` as JSON atomically (numpy scalars and paths are converted)."
+    atomic_write_text(path, json.dumps(_jsonable(obj), indent=indent, sort_keys=False) + "\n")
+
+# %% ../nbs/00_core.ipynb #abb4ad61
+def load_json(path):
+    with open(path) as f: return json.load(f)
+
+# %% ../nbs/00_core.ipynb #53ccf60f
 def atomic_torch_save(obj, path):
     "`torch.save` through a temp file and an atomic rename."
     import torch
     with atomic_open(path, "wb") as f: torch.save(obj, f)
 
-# %% ../nbs/00_core.ipynb #bee48897
+# %% ../nbs/00_core.ipynb #164772ab
 def seed_everything(seed: int) -> int:
     "Seed `random`, NumPy and torch (all devices) with `seed`; returns it for the record."
     import torch
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
     return seed
 
+# %% ../nbs/00_core.ipynb #1d0afabd
+OUTPUT_FOLDERS = ("figures", "_runs")
+
 def git_commit(path=None) -> str | None:
-    "The commit of the git checkout holding `path` (default: this package), `+dirty` if modified."
+    "The commit of the git checkout holding `path` (default: this package), `+dirty` if tracked files outside `OUTPUT_FOLDERS` differ."
     if path is None:
         import biovita_nb
         path = Path(biovita_nb.__file__).parent
@@ -198,11 +214,13 @@ def git_commit(path=None) -> str | None:
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=5)
         if sha.returncode: return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=path,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":/",
+                                *[f":(top,exclude){f}" for f in OUTPUT_FOLDERS]], cwd=path,
                                capture_output=True, text=True, timeout=5).stdout.strip()
         return sha.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError): return None
 
+# %% ../nbs/00_core.ipynb #0e2ac143
 def provenance(**extra) -> dict:
     "Where a result came from: versions, commit, host, time, plus whatever the caller adds (preset, seed, models...)."
     import torch
@@ -217,18 +235,18 @@ def provenance(**extra) -> dict:
     rec.update(_jsonable(extra))
     return rec
 
-# %% ../nbs/00_core.ipynb #d6b6eb56
-OnError = Literal["raise", "skip"]
-
+# %% ../nbs/00_core.ipynb #94147b78
 class BadInputError(ValueError):
     "An input file or row that cannot be used; the message names it and says how to fix it."
 
+# %% ../nbs/00_core.ipynb #083da5a7
 @dataclass
 class SkippedItem:
     item: str          # file path or item id
     reason: str        # short machine-readable reason, e.g. 'undecodable_audio'
     detail: str = ""   # the human-readable message
 
+# %% ../nbs/00_core.ipynb #6d0eb5d9
 @dataclass
 class SkipReport:
     "Items dropped under `on_error='skip'`, with a reason each."
@@ -245,8 +263,12 @@ class SkipReport:
         return f"{len(self.items)} item(s) skipped: " + ", ".join(f"{k}={v}" for k, v in sorted(self.counts().items()))
     def __repr__(self): return f"SkipReport({self.summary()})"
 
+# %% ../nbs/00_core.ipynb #092f92b9
 def check_policy(on_error: str):
     if on_error not in ("raise", "skip"): raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+
+# %% ../nbs/00_core.ipynb #38d8b5f3
+OnError = Literal["raise", "skip"]
 
 def bad_input(on_error: OnError, report: SkipReport | None, item, reason: str, detail: str):
     "Apply the policy to one bad item: raise `BadInputError`, or record it in `report`."

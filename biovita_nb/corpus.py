@@ -14,18 +14,18 @@ from .core import BadInputError, OnError, SkipReport, bad_input, check_policy
 from .taxonomy import METADATA_TAXON_COLUMNS, TRAITS, TRAIT_NAMES, Taxon, Taxonomy, TaxonomyError, normalize_species, taxon_from_row
 
 # %% auto #0
-__all__ = ['SPLITS', 'TAXON_COLUMNS', 'SPECIES_STATUS', 'MEDIA', 'DataFormatError', 'read_table', 'taxon_record', 'read_species',
-           'read_items', 'read_traits', 'read_soundscapes', 'Corpus', 'read_corpus']
+__all__ = ['SPLITS', 'SPECIES_STATUS', 'MEDIA', 'DataFormatError', 'read_table', 'taxon_record', 'read_species', 'read_items',
+           'read_traits', 'read_soundscapes', 'Corpus', 'read_corpus']
 
 # %% ../nbs/01b_corpus.ipynb #b04bb588
 class DataFormatError(BadInputError):
     "A metadata or benchmark table that breaks the format; the message names the file (and row and column)."
 
-# %% ../nbs/01b_corpus.ipynb #55df94ab
+# %% ../nbs/01b_corpus.ipynb #23ddb3f0
 def read_table(path, required: Sequence[str] = ()) -> pd.DataFrame:
     "Read a CSV as strings; a missing file, an unreadable CSV or missing columns raise `DataFormatError`."
     path = Path(path)
-    if not path.is_file(): raise DataFormatError(f"{path}: file not found; see FORMATS.md for the expected layout")
+    if not path.is_file(): raise DataFormatError(f"{path}: file not found; check the path (the layouts are in the docs: 01b_corpus, 01d_formats)")
     try: df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise DataFormatError(f"{path}: not a readable UTF-8 CSV with a header row ({e})") from None
@@ -107,12 +107,9 @@ def files(self: _Rows, root: Path, column: str = "file_name"):
     def why(p): return f"file {root / paths[p]} not found; restore the file or remove its row"
     return self.flag([not (root / f).is_file() for f in paths], column, "missing_file", why)
 
-# %% ../nbs/01b_corpus.ipynb #cb128cdb
-TAXON_COLUMNS = ("scientific_name", "class", "order", "family", "genus", "com")
-
-# %% ../nbs/01b_corpus.ipynb #58cc2b82
+# %% ../nbs/01b_corpus.ipynb #ecd9b81d
 def taxon_record(t: Taxon) -> dict:
-    "The metadata taxonomy columns of `t` (as in FORMATS.md)."
+    "The taxonomy columns of the metadata tables for `t`."
     return {"scientific_name": t.species, "class": t.klass, "order": t.order, "family": t.family,
             "genus": t.genus, "com": t.common_name}
 
@@ -256,9 +253,9 @@ class Corpus:
         return (f"Corpus({self.root}: {len(self.species)} species ({int((self.species.status == 'unseen').sum())} unseen); "
                 f"audio: {n('audio')}; image: {n('image')}; {self.report.summary()})")
 
-# %% ../nbs/01b_corpus.ipynb #e6b67fde
+# %% ../nbs/01b_corpus.ipynb #cc8ec341
 def read_corpus(root, on_error: OnError = "raise", check_files: bool = True) -> Corpus:
-    "Read and validate `<root>/metadata/*.csv` (FORMATS.md)."
+    "Read and validate `<root>/metadata/*.csv` (the layout above)."
     check_policy(on_error)
     root, report = Path(root), SkipReport()
     meta = root / "metadata"

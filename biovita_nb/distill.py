@@ -28,15 +28,18 @@ from .hub import ClapBundle, OpenClipBundle, clap_text_embeddings, load_clap, lo
 from .store import state_dict_hash
 
 # %% auto #0
-__all__ = ['Target', 'TARGETS', 'DistillConfig', 'DistillModels', 'HFTextEncoder', 'load_paper_models', 'prompt_bodies',
-           'space_prompts', 'text_encoder', 'TextSpace', 'build_text_space', 'ClipFeatures', 'front_end_for',
-           'clip_features', 'DistillData', 'toy_distill_data', 'ssw60_distill_data', 'DistilledAudioModel',
+__all__ = ['Target', 'TARGETS', 'DistillConfig', 'HFTextEncoder', 'load_paper_models', 'DistillModels', 'prompt_bodies',
+           'space_prompts', 'text_encoder', 'TextSpace', 'build_text_space', 'DistillData', 'toy_distill_data',
+           'ssw60_distill_data', 'ClipFeatures', 'front_end_for', 'clip_features', 'DistilledAudioModel',
            'distillation_loss', 'distill']
 
-# %% ../nbs/03_distill.ipynb #7ff86174
+# %% ../nbs/03_distill.ipynb #f258cf8d
 Target = Literal["bioclip", "text_only", "biolingual_text"]
+
+# %% ../nbs/03_distill.ipynb #bc6ba89a
 TARGETS: tuple = ("bioclip", "text_only", "biolingual_text")
 
+# %% ../nbs/03_distill.ipynb #f5e74301
 @dataclass(frozen=True)
 class DistillConfig:
     "Hyper-parameters of text distillation (all ours: paper B publishes none)."
@@ -60,15 +63,7 @@ class DistillConfig:
     amp: bool = True                                       # bf16 autocast on CUDA (nothing on CPU)
     seed: int = 0
 
-# %% ../nbs/03_distill.ipynb #1ca06945
-@dataclass
-class DistillModels:
-    "The models paper B needs (the toy `StandIns` has the same attributes)."
-    biolingual: ClapBundle                 # student: audio encoder to fine-tune, and its own text tower
-    bioclip: OpenClipBundle                # teacher text space; image tower for the gallery
-    text_only: object | None = None        # ablation teacher: `.encode(texts) -> L2-normalised tensor`
-    world: object | None = None
-
+# %% ../nbs/03_distill.ipynb #6c0629e0
 class HFTextEncoder:
     "A transformers text encoder (e.g. a sentence-transformers checkpoint), mean-pooled and L2-normalised."
     def __init__(self, source, revision: str | None = None, device="cpu", max_length: int = 64):
@@ -83,17 +78,28 @@ class HFTextEncoder:
         m = tok["attention_mask"][..., None].to(h.dtype)
         return F.normalize(((h * m).sum(1) / m.sum(1)).float(), dim=-1)
 
+# %% ../nbs/03_distill.ipynb #3c06de8e
 def load_paper_models(text_only_source=None, text_only_revision: str | None = None, device="cpu") -> DistillModels:
     "BioLingual and BioCLIP 2 from the hub (pinned in `MODEL_SPECS`), and an optional text-only encoder."
     bl, bc = model_spec("biolingual", "paper"), model_spec("bioclip", "paper")
     return DistillModels(load_clap(bl.source, bl.revision, device=device), load_open_clip(bc.source, bc.revision, device=device),
                          HFTextEncoder(text_only_source, text_only_revision, device) if text_only_source else None)
 
-# %% ../nbs/03_distill.ipynb #19bfb029
+# %% ../nbs/03_distill.ipynb #2aa426e5
+@dataclass
+class DistillModels:
+    "The models paper B needs (the toy `StandIns` has the same attributes)."
+    biolingual: ClapBundle                 # student: audio encoder to fine-tune, and its own text tower
+    bioclip: OpenClipBundle                # teacher text space; image tower for the gallery
+    text_only: object | None = None        # ablation teacher: `.encode(texts) -> L2-normalised tensor`
+    world: object | None = None
+
+# %% ../nbs/03_distill.ipynb #1c8a5ab8
 def prompt_bodies(t: Taxon, text_types: Sequence[str] = TEXT_TYPES) -> dict:
     "The prompt body of each of `text_types` that `t` has (a type needing a common name is dropped without one)."
     return {tt: bioclip_text(t, tt, "{}") for tt in text_types if tt in available_text_types(t)}
 
+# %% ../nbs/03_distill.ipynb #a9645048
 def space_prompts(t: Taxon, space: Target, config: DistillConfig) -> dict:
     "{text type: prompt} of species `t` in text space `space` (the scientific name if it has none of the space's types)."
     bl = space == "biolingual_text"
@@ -101,6 +107,7 @@ def space_prompts(t: Taxon, space: Target, config: DistillConfig) -> dict:
     bodies = prompt_bodies(t, config.biolingual_text_types if bl else config.text_types) or prompt_bodies(t, ("sci",))
     return {tt: tpl.format(b) for tt, b in bodies.items()}
 
+# %% ../nbs/03_distill.ipynb #c04c4998
 def text_encoder(models, space: Target) -> Callable[[list], torch.Tensor]:
     "`encode(texts) -> (N, D)` of text space `space`: BioCLIP 2's text tower, the text-only model, or BioLingual's."
     if space == "bioclip":
@@ -116,6 +123,7 @@ def text_encoder(models, space: Target) -> Callable[[list], torch.Tensor]:
     if space == "biolingual_text": return lambda texts: clap_text_embeddings(models.biolingual, texts)
     raise ValueError(f"unknown text space {space!r}; spaces are {TARGETS}")
 
+# %% ../nbs/03_distill.ipynb #3d99803f
 @dataclass
 class TextSpace:
     "Every prompt of every species in one text space, encoded once."
@@ -136,13 +144,66 @@ class TextSpace:
     @property
     def dim(self) -> int: return self.cache.embeddings.shape[1]
 
+# %% ../nbs/03_distill.ipynb #832c2a31
 def build_text_space(models, space: Target, taxa: Sequence[Taxon], config: DistillConfig) -> TextSpace:
     "Encode every prompt of every taxon in `taxa` in `space` once."
     prompts = {t.species: space_prompts(t, space, config) for t in taxa}
     texts = [p for d in prompts.values() for p in d.values()]
     return TextSpace(space, prompts, TextEmbeddingCache.build(text_encoder(models, space), texts))
 
-# %% ../nbs/03_distill.ipynb #f9b2af15
+# %% ../nbs/03_distill.ipynb #42852968
+def _table(df: pd.DataFrame, root: Path, id_col: str | None = "id") -> pd.DataFrame:
+    ids = df[id_col].astype(int).to_numpy() if id_col else np.arange(len(df))
+    return pd.DataFrame(dict(id=ids, path=[str(root / f) for f in df.file_name], species=df.species.to_numpy()))
+
+# %% ../nbs/03_distill.ipynb #e3d9332f
+def _ssw60_tables(ssw, split: str = "test") -> tuple:
+    q = {"ssw60": _table(ssw.audio_ml[ssw.audio_ml.split == split], ssw.root, None)}
+    g = {f"ssw60_{s}": _table(getattr(ssw, f"images_{s}")[getattr(ssw, f"images_{s}").split == split], ssw.root, None)
+         for s in ("nabirds", "inat")}
+    return q, g, (("SSW60 / NABirds", "ssw60", "ssw60_nabirds"), ("SSW60 / iNat", "ssw60", "ssw60_inat"))
+
+# %% ../nbs/03_distill.ipynb #c8bfe4d7
+@dataclass
+class DistillData:
+    "Tables (id, path, species) of the clips and images distillation trains and is evaluated on."
+    taxa: dict                      # species name -> Taxon: every species that gets prompts
+    train: pd.DataFrame             # the student's training clips (seen species)
+    queries: dict                   # eval clip sets, name -> table
+    galleries: dict                 # image galleries, name -> table
+    retrieval: tuple                # (row name, query set, gallery) triples of the A->I evaluation
+    probe_test: str                 # query set for the focal classification probe (species of `train`)
+    soundscapes: pd.DataFrame | None = None   # id, path, species (tuple of names present)
+
+    @property
+    def train_species(self) -> list: return sorted(set(self.train.species))
+
+# %% ../nbs/03_distill.ipynb #03d40b4c
+def toy_distill_data(world_root, on_error: OnError = "raise") -> DistillData:
+    "The toy world's corpus (train split of seen species; seen / unseen test sets) and its SSW60-style subset."
+    corpus = read_corpus(world_root, on_error)
+    seen = set(corpus.species.scientific_name[corpus.species.status == "seen"])
+    a, i = corpus.items("audio"), corpus.items("image")
+    def sets(df, status):
+        keep = df.species.isin(seen) if status == "seen" else ~df.species.isin(seen)
+        return _table(df[(df.split == "test") & keep], corpus.root)
+    q, g, r = _ssw60_tables(read_ssw60(Path(world_root) / "ssw60", on_error))
+    sc = corpus.soundscapes
+    return DistillData({t.species: t for t in corpus.taxonomy}, _table(a[a.split == "train"], corpus.root),
+                       {"seen": sets(a, "seen"), "unseen": sets(a, "unseen"), **q},
+                       {"seen": sets(i, "seen"), "unseen": sets(i, "unseen"), **g},
+                       (("seen", "seen", "seen"), ("unseen", "unseen", "unseen"), *r), "seen",
+                       None if sc is None else _table(sc, corpus.root))
+
+# %% ../nbs/03_distill.ipynb #623b13bf
+def ssw60_distill_data(ssw60_root, on_error: OnError = "raise") -> DistillData:
+    "SSW60: train on `audio_ml` train, evaluate on its test split against NABirds and iNat test images."
+    ssw = read_ssw60(ssw60_root, on_error)
+    q, g, r = _ssw60_tables(ssw)
+    return DistillData({t.species: t for t in ssw.taxonomy}, _table(ssw.audio_ml[ssw.audio_ml.split == "train"], ssw.root, None),
+                       q, g, r, "ssw60")
+
+# %% ../nbs/03_distill.ipynb #e212f7e4
 @dataclass
 class ClipFeatures:
     "Clips after BioLingual's front end: ids, labels, the frozen trunk's pooled output and optionally the log-mel."
@@ -161,6 +222,12 @@ class ClipFeatures:
         if self.log_mel is not None: out["input_features"] = self.log_mel[rows].to(device)
         return out
 
+# %% ../nbs/03_distill.ipynb #4b78698d
+def front_end_for(biolingual: ClapBundle, device="cpu") -> ClapFrontEnd:
+    "The torch log-mel front end with the settings of BioLingual's feature extractor."
+    return ClapFrontEnd.from_feature_extractor(biolingual.processor.feature_extractor).to(device)
+
+# %% ../nbs/03_distill.ipynb #30819868
 def _file_key(paths) -> str:
     rows = []
     for p in paths:
@@ -168,10 +235,7 @@ def _file_key(paths) -> str:
         rows.append((str(p), st.st_size if st else -1, st.st_mtime_ns if st else -1))
     return config_hash(rows, 16)
 
-def front_end_for(biolingual: ClapBundle, device="cpu") -> ClapFrontEnd:
-    "The torch log-mel front end with the settings of BioLingual's feature extractor."
-    return ClapFrontEnd.from_feature_extractor(biolingual.processor.feature_extractor).to(device)
-
+# %% ../nbs/03_distill.ipynb #5b381da2
 @torch.no_grad()
 def clip_features(items: pd.DataFrame, biolingual: ClapBundle, *, crop: str = "onset", keep_log_mel: bool = False,
                   seed: int = 0, batch_size: int = 32, device="cpu", on_error: OnError = "raise", cache: bool = True,
@@ -209,54 +273,6 @@ def clip_features(items: pd.DataFrame, biolingual: ClapBundle, *, crop: str = "o
     if cache and not keep_log_mel:
         atomic_torch_save(dict(ids=out.ids, hidden=out.hidden, is_longer=out.is_longer, skipped=report), path)
     return out
-
-# %% ../nbs/03_distill.ipynb #deacf2c5
-@dataclass
-class DistillData:
-    "Tables (id, path, species) of the clips and images distillation trains and is evaluated on."
-    taxa: dict                      # species name -> Taxon: every species that gets prompts
-    train: pd.DataFrame             # the student's training clips (seen species)
-    queries: dict                   # eval clip sets, name -> table
-    galleries: dict                 # image galleries, name -> table
-    retrieval: tuple                # (row name, query set, gallery) triples of the A->I evaluation
-    probe_test: str                 # query set for the focal classification probe (species of `train`)
-    soundscapes: pd.DataFrame | None = None   # id, path, species (tuple of names present)
-
-    @property
-    def train_species(self) -> list: return sorted(set(self.train.species))
-
-def _table(df: pd.DataFrame, root: Path, id_col: str | None = "id") -> pd.DataFrame:
-    ids = df[id_col].astype(int).to_numpy() if id_col else np.arange(len(df))
-    return pd.DataFrame(dict(id=ids, path=[str(root / f) for f in df.file_name], species=df.species.to_numpy()))
-
-def _ssw60_tables(ssw, split: str = "test") -> tuple:
-    q = {"ssw60": _table(ssw.audio_ml[ssw.audio_ml.split == split], ssw.root, None)}
-    g = {f"ssw60_{s}": _table(getattr(ssw, f"images_{s}")[getattr(ssw, f"images_{s}").split == split], ssw.root, None)
-         for s in ("nabirds", "inat")}
-    return q, g, (("SSW60 / NABirds", "ssw60", "ssw60_nabirds"), ("SSW60 / iNat", "ssw60", "ssw60_inat"))
-
-def toy_distill_data(world_root, on_error: OnError = "raise") -> DistillData:
-    "The toy world's corpus (train split of seen species; seen / unseen test sets) and its SSW60-style subset."
-    corpus = read_corpus(world_root, on_error)
-    seen = set(corpus.species.scientific_name[corpus.species.status == "seen"])
-    a, i = corpus.items("audio"), corpus.items("image")
-    def sets(df, status):
-        keep = df.species.isin(seen) if status == "seen" else ~df.species.isin(seen)
-        return _table(df[(df.split == "test") & keep], corpus.root)
-    q, g, r = _ssw60_tables(read_ssw60(Path(world_root) / "ssw60", on_error))
-    sc = corpus.soundscapes
-    return DistillData({t.species: t for t in corpus.taxonomy}, _table(a[a.split == "train"], corpus.root),
-                       {"seen": sets(a, "seen"), "unseen": sets(a, "unseen"), **q},
-                       {"seen": sets(i, "seen"), "unseen": sets(i, "unseen"), **g},
-                       (("seen", "seen", "seen"), ("unseen", "unseen", "unseen"), *r), "seen",
-                       None if sc is None else _table(sc, corpus.root))
-
-def ssw60_distill_data(ssw60_root, on_error: OnError = "raise") -> DistillData:
-    "SSW60: train on `audio_ml` train, evaluate on its test split against NABirds and iNat test images."
-    ssw = read_ssw60(ssw60_root, on_error)
-    q, g, r = _ssw60_tables(ssw)
-    return DistillData({t.species: t for t in ssw.taxonomy}, _table(ssw.audio_ml[ssw.audio_ml.split == "train"], ssw.root, None),
-                       q, g, r, "ssw60")
 
 # %% ../nbs/03_distill.ipynb #877d20f6
 class DistilledAudioModel(nn.Module):
@@ -300,7 +316,7 @@ def distillation_loss(audio: torch.Tensor, text: torch.Tensor, logit_scale, spec
     "Symmetric multi-positive InfoNCE between clip embeddings and their species' teacher-text embeddings."
     return clip_loss(audio, text, logit_scale, labels=species)
 
-# %% ../nbs/03_distill.ipynb #3c06f8ec
+# %% ../nbs/03_distill.ipynb #c0f2f63c
 def _batch_plan(species_index: np.ndarray, prompt_rows: np.ndarray, config: DistillConfig) -> Callable[[int], list]:
     "batches(epoch) -> list of (B, 2) arrays of (clip row, prompt row)."
     sampler = SpeciesBalancedSampler(species_index, config.seed, config.max_per_species, config.min_per_species)
@@ -315,34 +331,7 @@ def _batch_plan(species_index: np.ndarray, prompt_rows: np.ndarray, config: Dist
         return [b for b in np.split(pairs, range(config.batch_size, len(pairs), config.batch_size)) if len(b) > 1]
     return batches
 
-def _distill_key(student: nn.Module, space: TextSpace, clips: ClipFeatures, config: DistillConfig) -> str:
-    return config_hash(dict(config=config, student=state_dict_hash(student), teacher=state_dict_hash({"t": space.cache.embeddings}),
-                            clips=clips.key or state_dict_hash({"h": clips.hidden}), ids=[int(i) for i in clips.ids]), 16)
-
-@build_threads()                  # a cached student must not depend on the caller's thread count
-def distill(models, config: DistillConfig, data: DistillData | None = None, *, clips: ClipFeatures | None = None,
-            space: TextSpace | None = None, device="cpu", cache: bool = True, folder=None, on_step: Callable | None = None,
-            progress: bool = False) -> DistilledAudioModel:
-    "Fine-tune BioLingual's audio encoder toward the frozen `config.target` text embeddings of each clip's species."
-    if data is None and (clips is None or space is None):
-        if getattr(models, "world", None) is None: raise ValueError("no toy world in `models`: pass data= (e.g. ssw60_distill_data(root))")
-        data = toy_distill_data(models.world.root)
-    if clips is None:
-        clips = clip_features(data.train, models.biolingual, crop="random", seed=config.seed, keep_log_mel=config.tune == "all",
-                              device=device, progress=progress)
-    if space is None: space = build_text_space(models, config.target, list(data.taxa.values()), config)
-    if space.name != config.target: raise ValueError(f"text space {space.name!r} given for target {config.target!r}")
-    if config.tune == "all" and clips.log_mel is None: raise ValueError("tune='all' needs clip_features(..., keep_log_mel=True)")
-    missing = sorted(set(clips.labels) - set(space.prompts))
-    if missing: raise KeyError(f"{len(missing)} training species have no prompts in the {space.name} space, e.g. {missing[:3]}")
-    model = DistilledAudioModel(models.biolingual.model, space.dim, config)
-    key = _distill_key(model, space, clips, config)
-    folder = Path(folder) if folder is not None else cache_dir("distill") / key
-    fit_ = lambda f: _fit_student(model, clips, space, config, key, f, device, cache, on_step, progress)
-    if not cache: return fit_(folder)
-    student, _ = build_once(folder, lambda f: _load_student(model, f / "model.pt", key), fit_, staged=False)   # resumable
-    return student
-
+# %% ../nbs/03_distill.ipynb #c393a411
 def _load_student(model: DistilledAudioModel, final: Path, key: str) -> DistilledAudioModel | None:
     "`model` with the weights and history saved at `final` (None if there is none yet)."
     if not final.is_file(): return None
@@ -350,6 +339,7 @@ def _load_student(model: DistilledAudioModel, final: Path, key: str) -> Distille
     model.load_state_dict(blob["model"]); model.history, model.cache_key = blob["history"], key
     return model.eval()
 
+# %% ../nbs/03_distill.ipynb #8d61bbcc
 def _fit_student(model, clips, space, config: DistillConfig, key: str, folder: Path, device, cache: bool, on_step, progress):
     "Distil `model` (checkpoints in `folder/ckpt`); with `cache`, save `model.pt` (last) and a record."
     species = sorted(set(clips.labels))
@@ -381,3 +371,32 @@ def _fit_student(model, clips, space, config: DistillConfig, key: str, folder: P
                                                provenance=provenance(target=config.target, seed=config.seed, device=str(device))))
         atomic_torch_save(dict(model=model.state_dict(), history=res.history, config=dataclasses.asdict(config)), folder / "model.pt")
     return model.eval()
+
+# %% ../nbs/03_distill.ipynb #3f7464c4
+def _distill_key(student: nn.Module, space: TextSpace, clips: ClipFeatures, config: DistillConfig) -> str:
+    return config_hash(dict(config=config, student=state_dict_hash(student), teacher=state_dict_hash({"t": space.cache.embeddings}),
+                            clips=clips.key or state_dict_hash({"h": clips.hidden}), ids=[int(i) for i in clips.ids]), 16)
+
+@build_threads()                  # a cached student must not depend on the caller's thread count
+def distill(models, config: DistillConfig, data: DistillData | None = None, *, clips: ClipFeatures | None = None,
+            space: TextSpace | None = None, device="cpu", cache: bool = True, folder=None, on_step: Callable | None = None,
+            progress: bool = False) -> DistilledAudioModel:
+    "Fine-tune BioLingual's audio encoder toward the frozen `config.target` text embeddings of each clip's species."
+    if data is None and (clips is None or space is None):
+        if getattr(models, "world", None) is None: raise ValueError("no toy world in `models`: pass data= (e.g. ssw60_distill_data(root))")
+        data = toy_distill_data(models.world.root)
+    if clips is None:
+        clips = clip_features(data.train, models.biolingual, crop="random", seed=config.seed, keep_log_mel=config.tune == "all",
+                              device=device, progress=progress)
+    if space is None: space = build_text_space(models, config.target, list(data.taxa.values()), config)
+    if space.name != config.target: raise ValueError(f"text space {space.name!r} given for target {config.target!r}")
+    if config.tune == "all" and clips.log_mel is None: raise ValueError("tune='all' needs clip_features(..., keep_log_mel=True)")
+    missing = sorted(set(clips.labels) - set(space.prompts))
+    if missing: raise KeyError(f"{len(missing)} training species have no prompts in the {space.name} space, e.g. {missing[:3]}")
+    model = DistilledAudioModel(models.biolingual.model, space.dim, config)
+    key = _distill_key(model, space, clips, config)
+    folder = Path(folder) if folder is not None else cache_dir("distill") / key
+    fit_ = lambda f: _fit_student(model, clips, space, config, key, f, device, cache, on_step, progress)
+    if not cache: return fit_(folder)
+    student, _ = build_once(folder, lambda f: _load_student(model, f / "model.pt", key), fit_, staged=False)   # resumable
+    return student

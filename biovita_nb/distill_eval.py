@@ -20,13 +20,14 @@ from .distill import ClipFeatures, DistillConfig, DistillData, TextSpace
 __all__ = ['biolingual_audio_embeddings', 'zero_shot_combination', 'TextMapping', 'fit_text_mapping', 'audio_to_bioclip_methods',
            'gallery_embeddings', 'retrieval_table', 'multilabel_map', 'classification_table', 'text_neighbourhood']
 
-# %% ../nbs/03a_distill_eval.ipynb #6f2a3896
+# %% ../nbs/03a_distill_eval.ipynb #7c6dd485
 @torch.no_grad()
 def biolingual_audio_embeddings(biolingual: ClapBundle, clips: ClipFeatures) -> torch.Tensor:
     "BioLingual's own (undistilled) audio embeddings: its projection head on the cached trunk output."
     proj = biolingual.model.audio_projection.eval()
     return F.normalize(proj(clips.hidden.to(next(proj.parameters()).device)).float(), dim=-1).cpu()
 
+# %% ../nbs/03a_distill_eval.ipynb #57a5d796
 @torch.no_grad()
 def zero_shot_combination(audio: torch.Tensor, source: TextSpace, target: TextSpace, species: Sequence[str],
                           logit_scale: float, mode: Literal["argmax", "mix"] = "argmax") -> torch.Tensor:
@@ -37,6 +38,7 @@ def zero_shot_combination(audio: torch.Tensor, source: TextSpace, target: TextSp
     if mode == "mix": return F.normalize(probs @ T, dim=-1)
     raise ValueError(f"mode must be 'argmax' or 'mix', not {mode!r}")
 
+# %% ../nbs/03a_distill_eval.ipynb #9507c0c0
 @dataclass
 class TextMapping:
     "A linear map between two text spaces fitted by ridge regression on paired prompts."
@@ -47,6 +49,7 @@ class TextMapping:
     n_pairs: int
     def __call__(self, x: torch.Tensor) -> torch.Tensor: return F.normalize(x.float() @ self.weight, dim=-1)
 
+# %% ../nbs/03a_distill_eval.ipynb #ef82662a
 def fit_text_mapping(source: TextSpace, target: TextSpace, species: Sequence[str], alpha: float) -> TextMapping:
     "Ridge regression from `source`'s to `target`'s class embeddings of `species` (one pair per species)."
     X, Y = source.class_embeddings(species).double(), target.class_embeddings(species).double()
@@ -72,7 +75,7 @@ def audio_to_bioclip_methods(models, spaces: dict, students: dict, train_species
         out["ablation: audio-text fine-tuning + mapping"] = lambda c: to_bc["biolingual_text"](students["biolingual_text"].embed(c))
     return out
 
-# %% ../nbs/03a_distill_eval.ipynb #c7d46931
+# %% ../nbs/03a_distill_eval.ipynb #3e0fa259
 @torch.no_grad()
 def gallery_embeddings(bioclip: OpenClipBundle, items: pd.DataFrame, batch_size: int = 64, device="cpu",
                        on_error: OnError = "raise") -> tuple:
@@ -82,6 +85,7 @@ def gallery_embeddings(bioclip: OpenClipBundle, items: pd.DataFrame, batch_size:
     pos, vecs, report = encode_files(enc, items.path.tolist(), batch_size, on_error)
     return items.id.to_numpy()[pos], items.species.to_numpy()[pos], vecs, report
 
+# %% ../nbs/03a_distill_eval.ipynb #04886598
 def retrieval_table(methods: dict, clips: dict, galleries: dict, retrieval: Sequence[tuple]) -> pd.DataFrame:
     "mAP and R@k (%) of every method on every (name, query set, gallery) of `retrieval`."
     from biovita_nb.formats import Features

@@ -109,14 +109,15 @@ class StackCheck:
     @property
     def ok(self) -> bool: return not self.problem
 
-# %% ../nbs/00a_env.ipynb #49fd8972
+# %% ../nbs/00a_env.ipynb #6116c1f7
 def version_problem(version: str | None, pin: str) -> str:
     "Why `version` does not satisfy `pin` (a specifier such as '==2.14.1'), or '' if it does."
     from packaging.specifiers import SpecifierSet
-    from packaging.version import Version
+    from packaging.version import InvalidVersion, Version
     if version is None: return "not installed"
     if not pin: return ""
-    local_free = Version(version).public                  # 2.14.1+cu130 satisfies ==2.14.1
+    try: local_free = Version(version).public             # 2.14.1+cu130 satisfies ==2.14.1
+    except InvalidVersion: return f"version {version!r} is not a version string; reinstall the package"
     return "" if SpecifierSet(pin).contains(local_free, prereleases=True) else f"version {version} does not satisfy {pin}"
 
 # %% ../nbs/00a_env.ipynb #e57c8c8b

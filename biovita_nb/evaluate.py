@@ -13,6 +13,7 @@ import platform
 import torch
 from dataclasses import dataclass
 from itertools import chain, repeat
+from fastcore.basics import patch
 from .core import OnError, SkipReport, bad_input, check_policy
 from .formats import Features
 from .builder import direction_name
@@ -160,7 +161,7 @@ def task_arrays(task: pd.DataFrame) -> TaskArrays:
     return TaskArrays(name, level, task.query_payload_id.to_numpy(np.int64), np.array(correct, dtype=object), classes,
                       names_col, n_names, correct_pos, slots, _pad(g_ids, _starts(g_len), g_len, int(g_len.max(initial=0))), g_len)
 
-# %% ../nbs/02d_evaluate.ipynb #e3bf7455
+# %% ../nbs/02d_evaluate.ipynb #bcc85914
 def _feature_lookup(feats: Features, wanted: np.ndarray) -> tuple:
     "Row of each wanted id in `feats` (-1 if unusable) and why: '' | 'missing' | 'duplicate_feature_id' | 'non_finite_feature'."
     order = np.argsort(feats.ids, kind="stable")
@@ -169,10 +170,11 @@ def _feature_lookup(feats: Features, wanted: np.ndarray) -> tuple:
     if len(sids) > 1:
         same = sids[1:] == sids[:-1]; dup[1:] |= same; dup[:-1] |= same
     finite = np.isfinite(feats.vectors).all(1)[order]
-    pos = np.clip(np.searchsorted(sids, wanted), 0, max(len(sids) - 1, 0))
-    found = (sids[pos] == wanted) if len(sids) else np.zeros(len(wanted), bool)
+    if not len(sids): return np.full(len(wanted), -1), np.full(len(wanted), "missing", dtype="<U20")
+    pos = np.clip(np.searchsorted(sids, wanted), 0, len(sids) - 1)
+    found = sids[pos] == wanted
     why = np.where(~found, "missing", np.where(dup[pos], "duplicate_feature_id", np.where(~finite[pos], "non_finite_feature", "")))
-    return np.where(why == "", order[pos] if len(sids) else -1, -1), why
+    return np.where(why == "", order[pos], -1), why
 
 # %% ../nbs/02d_evaluate.ipynb #a0e3bd66
 @numba.njit(parallel=True, fastmath={"reassoc", "contract"}, cache=True)
@@ -311,7 +313,7 @@ def _ranks(qv, gv, lens, slots, n_cand, correct_pos, ties, device, max_chunk_ele
         ranks[a:b], wrong[a:b] = r.cpu().numpy(), w.cpu().numpy()
     return ranks, wrong
 
-# %% ../nbs/02d_evaluate.ipynb #73bec002
+# %% ../nbs/02d_evaluate.ipynb #7e66d587
 @dataclass
 class TaskResult:
     "Ranks of one task (level x direction), one row per scored query, and what was skipped."
@@ -343,42 +345,44 @@ class TaskResult:
                     rows=self.n_rows, scored=self.n_scored, skipped_queries=self.n_rows - self.n_scored,
                     n_candidates_min=int(self.queries.n_candidates.min()) if self.n_scored else 0,
                     n_candidates_max=int(self.queries.n_candidates.max()) if self.n_scored else 0)
-    def _breakdown(self, by: str, ks=(1, 5, 10)) -> pd.DataFrame:
-        hits = pd.DataFrame({by: self.queries[by], **{f"top{k}": 100.0 * (self.queries["rank"] <= k) for k in ks}})
-        g = hits.groupby(by)
-        return g.mean().assign(queries=g.size()).sort_values(["top1", "queries"])
-    def per_taxon(self, ks=(1, 5, 10)) -> pd.DataFrame:
-        "Top-k (%) per correct taxon, worst first."
-        return self._breakdown("correct_taxon", ks)
-    def per_class(self, ks=(1, 5, 10)) -> pd.DataFrame:
-        "Top-k (%) per taxonomic class of the query (`taxon_class`)."
-        return self._breakdown("taxon_class", ks)
 
-# %% ../nbs/02d_evaluate.ipynb #1383684d
-def evaluate_task(task: pd.DataFrame | TaskArrays, query: Features, gallery: Features, *, ties: str = "list_order",
-                  on_error: OnError = "skip", device: str = "cpu", max_chunk_elems: int = 1 << 20,
-                  method: str = "auto") -> TaskResult:
-    """Rank the candidate taxa of every query of one task (a frame from `formats.read_benchmark`, or its `task_arrays`);
-    vectorised, chunked, every unscorable item counted."""
-    if ties not in ("list_order", "pessimistic"): raise ValueError(f"ties must be 'list_order' or 'pessimistic', not {ties!r}")
-    check_policy(on_error)
-    if query.dim != gallery.dim: raise ValueError(f"query features are {query.dim}-d but gallery features {gallery.dim}-d")
-    p = task if isinstance(task, TaskArrays) else task_arrays(task)
-    report = SkipReport()
-    where = f"{p.task} ({p.level})"
-    # gallery ids -> feature rows; every unusable id reported once
+# %% ../nbs/02d_evaluate.ipynb #b1568907
+@patch
+def _breakdown(self: TaskResult, by: str, ks=(1, 5, 10)) -> pd.DataFrame:
+    hits = pd.DataFrame({by: self.queries[by], **{f"top{k}": 100.0 * (self.queries["rank"] <= k) for k in ks}})
+    g = hits.groupby(by)
+    return g.mean().assign(queries=g.size()).sort_values(["top1", "queries"])
+
+# %% ../nbs/02d_evaluate.ipynb #6ba8bf57
+@patch
+def per_taxon(self: TaskResult, ks=(1, 5, 10)) -> pd.DataFrame:
+    "Top-k (%) per correct taxon, worst first."
+    return self._breakdown("correct_taxon", ks)
+
+# %% ../nbs/02d_evaluate.ipynb #74826817
+@patch
+def per_class(self: TaskResult, ks=(1, 5, 10)) -> pd.DataFrame:
+    "Top-k (%) per taxonomic class of the query (`taxon_class`)."
+    return self._breakdown("taxon_class", ks)
+
+# %% ../nbs/02d_evaluate.ipynb #6e45da33
+def _gallery_rows(p: TaskArrays, gallery: Features, where: str, on_error: OnError, report: SkipReport) -> tuple:
+    "(feature row of every listed gallery id or -1, which list slots are usable, which lists have a usable item)."
     U, G = p.gallery_ids.shape
     in_list = np.arange(G) < p.gallery_len[:, None]
     distinct = np.unique(p.gallery_ids[in_list])
     g_rows, g_why = _feature_lookup(gallery, distinct)
-    for i, why in zip(distinct[g_rows < 0], g_why[g_rows < 0]):
+    for i, why in zip(distinct[g_rows < 0], g_why[g_rows < 0]):            # every unusable id reported once
         bad_input(on_error, report, f"{where}: {gallery.modality or 'gallery'} id {i}",
                   "missing_gallery_feature" if why == "missing" else why, f"gallery id {i}: {why.replace('_', ' ')}; left out of its lists")
     at = np.clip(np.searchsorted(distinct, p.gallery_ids), 0, max(len(distinct) - 1, 0))
     rows_of = np.where(in_list, g_rows[at], -1) if len(distinct) else np.full((U, G), -1)
     tmask = in_list & (rows_of >= 0)
-    usable = tmask.any(1)
-    # queries that cannot be scored
+    return rows_of, tmask, tmask.any(1)
+
+# %% ../nbs/02d_evaluate.ipynb #c5f15f7a
+def _scorable(p: TaskArrays, query: Features, usable: np.ndarray, where: str, on_error: OnError, report: SkipReport) -> tuple:
+    "(feature row of each query, the rows that can be scored, their slots); what cannot be scored is counted."
     q_rows, q_why = _feature_lookup(query, p.query_ids)
     R = len(p.query_ids)
     correct_slot = p.slots[np.arange(R), p.correct_pos] if R else np.zeros(0, np.int64)
@@ -399,8 +403,22 @@ def evaluate_task(task: pd.DataFrame | TaskArrays, query: Features, gallery: Fea
         for name, k in zip(taxa, counts):
             bad_input(on_error, report, f"{where}: taxon {name}", "candidate_without_gallery_features",
                       f"no gallery item of {name!r} has a feature; scored -inf in {k} candidate list(s)")
-    # the usable gallery vectors, list after list (an item in two lists appears twice)
-    rows = rows_of[tmask]                                    # row-major: list by list, in list order
+    return q_rows, kept, slots
+
+# %% ../nbs/02d_evaluate.ipynb #a14049b7
+def evaluate_task(task: pd.DataFrame | TaskArrays, query: Features, gallery: Features, *, ties: str = "list_order",
+                  on_error: OnError = "skip", device: str = "cpu", max_chunk_elems: int = 1 << 20,
+                  method: str = "auto") -> TaskResult:
+    """Rank the candidate taxa of every query of one task (a frame from `formats.read_benchmark`, or its `task_arrays`);
+    vectorised, chunked, every unscorable item counted."""
+    if ties not in ("list_order", "pessimistic"): raise ValueError(f"ties must be 'list_order' or 'pessimistic', not {ties!r}")
+    check_policy(on_error)
+    if query.dim != gallery.dim: raise ValueError(f"query features are {query.dim}-d but gallery features {gallery.dim}-d")
+    p = task if isinstance(task, TaskArrays) else task_arrays(task)
+    report, where = SkipReport(), f"{p.task} ({p.level})"
+    rows_of, tmask, usable = _gallery_rows(p, gallery, where, on_error, report)
+    q_rows, kept, slots = _scorable(p, query, usable, where, on_error, report)
+    rows = rows_of[tmask]                                    # the usable gallery vectors, list after list, in list order
     gv = gallery.vectors[rows] if len(rows) else np.zeros((0, query.dim), np.float32)
     ranks, wrong = _ranks(query.vectors[q_rows[kept]], gv, tmask.sum(1), slots, p.n_candidates[kept], p.correct_pos[kept],
                           ties, device, max_chunk_elems, method)

@@ -71,29 +71,32 @@ class EvalModel:
     @property
     def modalities(self) -> tuple: return tuple(self.encoders)
 
-# %% ../nbs/02i_features.ipynb #e7746f91
+# %% ../nbs/02i_features.ipynb #237eb75d
 @torch.no_grad()
 def log_mel(front_end: ClapFrontEnd, waves: torch.Tensor) -> dict:
     "CLAP inputs (input_features, is_longer) of waveforms (B, T), computed on the front end's device."
     return front_end(waves.to(front_end.window.device))
 
+# %% ../nbs/02i_features.ipynb #eaaee2ae
 @torch.no_grad()
 def clap_audio(model, features: dict) -> torch.Tensor:
     "Audio embeddings of a CLAP model from its log-mel inputs."
     return clap_audio_embeddings(model, **features)
 
+# %% ../nbs/02i_features.ipynb #f1a38a87
 @torch.no_grad()
 def biovita_audio(model: BioVITA, features: dict) -> torch.Tensor:
     "Joint-space audio embeddings of a BioVITA model (CLAP audio encoder + adapter) from log-mel inputs."
     return model.encode_audio(**features)
 
-# %% ../nbs/02i_features.ipynb #80093ab4
+# %% ../nbs/02i_features.ipynb #f2a23218
 def audio_encoder(key: str, encode: Callable, front_end: ClapFrontEnd) -> Encoder:
     "An audio encoder reading the evaluation onset crop at the front end's sample rate through its log-mel."
     cfg = AudioConfig(sample_rate=front_end.config.sampling_rate)
     return Encoder(key, encode, partial(audio_clip, cfg=cfg, crop="onset"), partial(log_mel, front_end),
                    f"audio: onset crop {config_hash(cfg)}, log-mel {config_hash(front_end.config)} on {front_end.window.device}")
 
+# %% ../nbs/02i_features.ipynb #af9b99ce
 def open_clip_encoders(name: str, model: torch.nn.Module, preprocess: Callable, tokenizer: Callable,
                        batch_size: int = 64) -> dict:
     "Image and text encoders of an open_clip model; models whose transforms print the same share decoded images."
@@ -102,16 +105,19 @@ def open_clip_encoders(name: str, model: torch.nn.Module, preprocess: Callable, 
                 text=Encoder(f"{name}/text", partial(open_clip_text_embeddings, model, tokenizer, batch_size=batch_size,
                                                      normalize=False)))
 
+# %% ../nbs/02i_features.ipynb #5f27e625
 def bioclip_encoders(name: str, bundle: OpenClipBundle, batch_size: int = 64) -> dict:
     "Image and text encoders of a loaded BioCLIP 2 (or stand-in)."
     return open_clip_encoders(name, bundle.model.eval(), bundle.preprocess, bundle.tokenizer, batch_size)
 
+# %% ../nbs/02i_features.ipynb #36ba8176
 def clap_encoders(name: str, bundle: ClapBundle, batch_size: int = 64) -> dict:
     "Audio and text encoders of a loaded CLAP model, with its own feature extractor's settings."
     fe = ClapFrontEnd.from_feature_extractor(bundle.processor.feature_extractor).to(next(bundle.model.parameters()).device)
     return dict(audio=audio_encoder(f"{name}/audio", partial(clap_audio, bundle.model.eval()), fe),
                 text=Encoder(f"{name}/text", partial(clap_text_embeddings, bundle, batch_size=batch_size)))
 
+# %% ../nbs/02i_features.ipynb #4bbfe65d
 def joint_encoders(name: str, model: BioVITA, image_text: OpenClipBundle, batch_size: int = 64) -> dict:
     "Audio, image and text encoders of a BioVITA model (BioVITA's front end settings; `image_text`'s transform and tokenizer)."
     model = model.eval()
@@ -119,7 +125,7 @@ def joint_encoders(name: str, model: BioVITA, image_text: OpenClipBundle, batch_
     return dict(audio=audio_encoder(f"{name}/audio", partial(biovita_audio, model), fe),
                 **open_clip_encoders(name, model.oc_model, image_text.preprocess, image_text.tokenizer, batch_size))
 
-# %% ../nbs/02i_features.ipynb #a7aaadd8
+# %% ../nbs/02i_features.ipynb #6809673c
 def item_taxa(bench: BenchmarkFolder, modality: str, level: str = "species") -> pd.Series:
     "The taxon (at `level`) of each `modality` item that is a query of `bench`, indexed by item id."
     parts = [pd.Series(df.correct_taxon.to_numpy(), index=df.query_payload_id.astype(np.int64).to_numpy())
@@ -128,6 +134,7 @@ def item_taxa(bench: BenchmarkFolder, modality: str, level: str = "species") -> 
     s = pd.concat(parts)
     return s[~s.index.duplicated()]
 
+# %% ../nbs/02i_features.ipynb #15125271
 def item_table(bench: BenchmarkFolder, modality: str, media_root) -> pd.DataFrame:
     "id, path (absolute), species of every `modality` item of `bench`; an error if none of the files is there."
     idx = bench.indices[modality]
@@ -138,7 +145,7 @@ def item_table(bench: BenchmarkFolder, modality: str, media_root) -> pd.DataFram
                             f"(e.g. {paths[0]}); is world_root the folder the benchmark's file_path entries are relative to?")
     return pd.DataFrame(dict(id=ids, path=paths, species=item_taxa(bench, modality).reindex(ids).to_numpy()))
 
-# %% ../nbs/02i_features.ipynb #45ad1328
+# %% ../nbs/02i_features.ipynb #90352da7
 def encode_texts_by_level(text_index: pd.DataFrame, encode: Callable[[list], torch.Tensor], levels=LEVELS,
                           tag: str = "") -> dict:
     "Text features per level: text id i at level L = the embedding of species i's bare name at L."
@@ -152,7 +159,7 @@ def encode_texts_by_level(text_index: pd.DataFrame, encode: Callable[[list], tor
                               modality=f"text.{level}", tag=tag)
     return out
 
-# %% ../nbs/02i_features.ipynb #aa99cf8a
+# %% ../nbs/02i_features.ipynb #0334fba4
 def _media_features(encoders: Sequence[Encoder], items: pd.DataFrame, modality: str, batch_size: int, on_error: OnError) -> tuple:
     "(ids, [vectors of each encoder], SkipReport): every file loaded and prepared once, then read by every encoder."
     report, ids, vecs = SkipReport(), [], [[] for _ in encoders]
@@ -164,6 +171,7 @@ def _media_features(encoders: Sequence[Encoder], items: pd.DataFrame, modality: 
     if not ids: raise BadInputError(f"none of the {len(items)} {modality} files of the benchmark could be loaded: {report.summary()}")
     return np.asarray(ids, dtype=np.int64), [torch.cat(v) for v in vecs], report
 
+# %% ../nbs/02i_features.ipynb #017ab5ee
 def _features(ids, vectors: torch.Tensor, modality: str, tag: str) -> Features:
     return Features(np.asarray(ids, dtype=np.int64), F.normalize(vectors.float(), dim=-1).numpy().astype(np.float32), modality, tag)
 
@@ -183,11 +191,13 @@ def split_features(encoders: Mapping, bench: BenchmarkFolder, media_root, batch_
         for enc, v in zip(encs, vecs): out[(modality, enc.key)] = _features(ids, v, modality, enc.key), report
     return out
 
+# %% ../nbs/02i_features.ipynb #a0868556
 def encoder_features(enc: Encoder, modality: str, bench: BenchmarkFolder, media_root, batch_size: int = 64,
                      on_error: OnError = "raise") -> tuple:
     "(Features, or {level: Features} for text; SkipReport) of every `modality` item of `bench` by `enc`."
     return split_features({(modality, enc.key): enc}, bench, media_root, batch_size, on_error)[(modality, enc.key)]
 
+# %% ../nbs/02i_features.ipynb #46374f7d
 def model_split_features(models: Sequence[EvalModel], benches: Mapping, media_root, batch_size: int = 64,
                          on_error: OnError = "raise", progress: bool = False) -> tuple:
     "features[(model, split)] = {modality: Features | {level: Features}}, skips[(model, split)] = SkipReport; each encoder once."
@@ -297,10 +307,10 @@ def store_features(path, on_error: OnError = "raise", tag: str = "", log: Callab
             elif m in ("audio", "image"): out[m] = f
         return out
 
-# %% ../nbs/02i_features.ipynb #339cdf1e
+# %% ../nbs/02i_features.ipynb #1024b1c1
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
-ITEM_COLUMNS = ["modality", "id", "source", "name"]
 
 def media_modality(path) -> str | None:
     "'audio' or 'image' by file extension, else None."
@@ -314,7 +324,10 @@ def benchmark_splits(path) -> list:
     if (path / "ids").is_dir(): return [path]
     return sorted(p for p in path.iterdir() if (p / "ids").is_dir()) if path.is_dir() else []
 
-# %% ../nbs/02i_features.ipynb #14a8d4a2
+# %% ../nbs/02i_features.ipynb #82e2b985
+ITEM_COLUMNS = ["modality", "id", "source", "name"]
+
+# %% ../nbs/02i_features.ipynb #523885fd
 def _folder_items(folder: Path) -> tuple[pd.DataFrame, int]:
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     rows = [(m, p) for m, p in ((media_modality(p), p) for p in files) if m is not None]
@@ -322,6 +335,7 @@ def _folder_items(folder: Path) -> tuple[pd.DataFrame, int]:
                           "name": [p.relative_to(folder).as_posix() for _, p in rows]}, columns=ITEM_COLUMNS)
     return frame, len(files) - len(rows)
 
+# %% ../nbs/02i_features.ipynb #bd73071e
 def _names_items(path: Path) -> pd.DataFrame:
     names = [s.strip() for s in path.read_text(encoding="utf-8").splitlines() if s.strip()]
     return pd.DataFrame({"modality": "text", "id": range(len(names)), "source": names, "name": names}, columns=ITEM_COLUMNS)

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from dataclasses import dataclass
 from typing import Literal, Sequence
+from fastcore.basics import patch
 from torch import nn
 from transformers import ClapFeatureExtractor
 from .core import BadInputError
@@ -89,7 +90,7 @@ def _waveform_list(waveforms, device, dtype) -> list:
     if not out: raise BadInputError("no waveforms given")
     return out
 
-# %% ../nbs/02a_frontend.ipynb #3501ebbe
+# %% ../nbs/02a_frontend.ipynb #c52285a5
 class ClapFrontEnd(nn.Module):
     "CLAP's log-mel front end (`ClapFeatureExtractor`) batched in torch, on any device."
     def __init__(self, config: ClapFrontEndConfig = ClapFrontEndConfig(), dtype: torch.dtype = torch.float32,
@@ -107,66 +108,74 @@ class ClapFrontEnd(nn.Module):
     def from_feature_extractor(cls, fe: ClapFeatureExtractor, **kw) -> "ClapFrontEnd":
         return cls(ClapFrontEndConfig.from_feature_extractor(fe), **kw)
 
-    def log_mel(self, x: torch.Tensor, fusion_bank: bool = False) -> torch.Tensor:
-        "(B, T) waveforms -> (B, frames, mels) log-mel in dB (float32)."
-        c = self.config
-        bank = (self.mel_htk if fusion_bank else self.mel_slaney).to(self.dtype)
-        window = self.window.to(self.dtype)
-        chunk = self.chunk_size or (2 if x.device.type == "cpu" else 64)   # small chunks stay in CPU cache
-        out = []
-        with torch.autocast(x.device.type, enabled=False):          # the log-mel stays in full precision under AMP
-            for part in x.to(self.dtype).split(chunk):
-                s = torch.stft(part, c.fft_window_size, c.hop_length, window=window, center=True, pad_mode="reflect",
-                               return_complex=True)
-                power = s.real.square() + s.imag.square()
-                mel = torch.matmul(bank, power).clamp_min_(1e-10)
-                out.append((10.0 * torch.log10(mel)).transpose(1, 2).float())
-        return torch.cat(out)
+# %% ../nbs/02a_frontend.ipynb #fe6a7709
+@patch
+def log_mel(self: ClapFrontEnd, x: torch.Tensor, fusion_bank: bool = False) -> torch.Tensor:
+    "(B, T) waveforms -> (B, frames, mels) log-mel in dB (float32)."
+    c = self.config
+    bank = (self.mel_htk if fusion_bank else self.mel_slaney).to(self.dtype)
+    window = self.window.to(self.dtype)
+    chunk = self.chunk_size or (2 if x.device.type == "cpu" else 64)   # small chunks stay in CPU cache
+    out = []
+    with torch.autocast(x.device.type, enabled=False):          # the log-mel stays in full precision under AMP
+        for part in x.to(self.dtype).split(chunk):
+            s = torch.stft(part, c.fft_window_size, c.hop_length, window=window, center=True, pad_mode="reflect",
+                           return_complex=True)
+            power = s.real.square() + s.imag.square()
+            mel = torch.matmul(bank, power).clamp_min_(1e-10)
+            out.append((10.0 * torch.log10(mel)).transpose(1, 2).float())
+    return torch.cat(out)
 
-    def _pad(self, w: torch.Tensor) -> torch.Tensor:
-        n, m = len(w), self.config.max_samples
-        if self.config.padding == "repeat": w = w.repeat(m // n + 1)[:m]
-        elif self.config.padding == "repeatpad": w = w.repeat(m // n)
-        elif self.config.padding != "pad": raise ValueError(f"unknown padding {self.config.padding!r}")
-        return F.pad(w, (0, m - len(w)))
+# %% ../nbs/02a_frontend.ipynb #7f822b1a
+@patch
+def _pad(self: ClapFrontEnd, w: torch.Tensor) -> torch.Tensor:
+    n, m = len(w), self.config.max_samples
+    if self.config.padding == "repeat": w = w.repeat(m // n + 1)[:m]
+    elif self.config.padding == "repeatpad": w = w.repeat(m // n)
+    elif self.config.padding != "pad": raise ValueError(f"unknown padding {self.config.padding!r}")
+    return F.pad(w, (0, m - len(w)))
 
-    def forward(self, waveforms, generator: torch.Generator | None = None, crop_offsets: Sequence | None = None,
-                fusion_starts: Sequence | None = None, sampling_rate: int | None = None) -> dict:
-        "Waveforms (list of 1-D arrays/tensors, or a (B, T) tensor) -> dict(input_features, is_longer)."
-        c = self.config
-        if sampling_rate is not None and sampling_rate != c.sampling_rate:
-            raise ValueError(f"audio at {sampling_rate} Hz given to a {c.sampling_rate} Hz CLAP front end: resample it first")
-        wavs = _waveform_list(waveforms, self.window.device, torch.float64 if self.dtype == torch.float64 else torch.float32)
-        m, B = c.max_samples, len(wavs)
-        is_longer = [len(w) > m for w in wavs]
-        if c.truncation == "rand_trunc":
-            fixed = []
-            for i, w in enumerate(wavs):
-                if is_longer[i]:
-                    off = crop_offsets[i] if crop_offsets is not None else int(torch.randint(0, len(w) - m + 1, (1,), generator=generator))
-                    fixed.append(w[off:off + m])
-                else: fixed.append(self._pad(w) if len(w) < m else w)
-            feats = self.log_mel(torch.stack(fixed))[:, None]
-        elif c.truncation == "fusion":
-            feats = torch.empty(B, 4, m // c.hop_length + 1, c.feature_size, device=self.window.device)
-            short = [i for i in range(B) if not is_longer[i]]
-            if short:
-                mel = self.log_mel(torch.stack([self._pad(wavs[i]) if len(wavs[i]) < m else wavs[i] for i in short]), True)
-                feats[short] = mel[:, None].expand(-1, 4, -1, -1)
-            for i in (i for i in range(B) if is_longer[i]):
-                feats[i], is_longer[i] = self._fusion(wavs[i], generator, fusion_starts[i] if fusion_starts is not None else None)
-            if not any(is_longer):       # the extractor's rule: a batch without long clips flags one at random
-                is_longer[int(torch.randint(0, B, (1,), generator=generator))] = True
-        else: raise ValueError(f"unknown truncation {c.truncation!r}")
-        return dict(input_features=feats, is_longer=torch.tensor(is_longer, device=feats.device)[:, None])
+# %% ../nbs/02a_frontend.ipynb #0b90871d
+@patch
+def forward(self: ClapFrontEnd, waveforms, generator: torch.Generator | None = None, crop_offsets: Sequence | None = None,
+            fusion_starts: Sequence | None = None, sampling_rate: int | None = None) -> dict:
+    "Waveforms (list of 1-D arrays/tensors, or a (B, T) tensor) -> dict(input_features, is_longer)."
+    c = self.config
+    if sampling_rate is not None and sampling_rate != c.sampling_rate:
+        raise ValueError(f"audio at {sampling_rate} Hz given to a {c.sampling_rate} Hz CLAP front end: resample it first")
+    wavs = _waveform_list(waveforms, self.window.device, torch.float64 if self.dtype == torch.float64 else torch.float32)
+    m, B = c.max_samples, len(wavs)
+    is_longer = [len(w) > m for w in wavs]
+    if c.truncation == "rand_trunc":
+        fixed = []
+        for i, w in enumerate(wavs):
+            if is_longer[i]:
+                off = crop_offsets[i] if crop_offsets is not None else int(torch.randint(0, len(w) - m + 1, (1,), generator=generator))
+                fixed.append(w[off:off + m])
+            else: fixed.append(self._pad(w) if len(w) < m else w)
+        feats = self.log_mel(torch.stack(fixed))[:, None]
+    elif c.truncation == "fusion":
+        feats = torch.empty(B, 4, m // c.hop_length + 1, c.feature_size, device=self.window.device)
+        short = [i for i in range(B) if not is_longer[i]]
+        if short:
+            mel = self.log_mel(torch.stack([self._pad(wavs[i]) if len(wavs[i]) < m else wavs[i] for i in short]), True)
+            feats[short] = mel[:, None].expand(-1, 4, -1, -1)
+        for i in (i for i in range(B) if is_longer[i]):
+            feats[i], is_longer[i] = self._fusion(wavs[i], generator, fusion_starts[i] if fusion_starts is not None else None)
+        if not any(is_longer):       # the extractor's rule: a batch without long clips flags one at random
+            is_longer[int(torch.randint(0, B, (1,), generator=generator))] = True
+    else: raise ValueError(f"unknown truncation {c.truncation!r}")
+    return dict(input_features=feats, is_longer=torch.tensor(is_longer, device=feats.device)[:, None])
 
-    def _fusion(self, w: torch.Tensor, generator, starts) -> tuple:
-        c = self.config
-        mel = self.log_mel(w[None], True)[0]
-        chunk, total = c.max_samples // c.hop_length + 1, mel.shape[0]
-        if chunk == total: return mel[None].expand(4, -1, -1), False
-        if starts is None:
-            starts = [(s + int(torch.randint(0, n, (1,), generator=generator))) if n else 0
-                      for s, n in _array_split_starts(total - chunk + 1)]
-        shrink = F.interpolate(mel[None, None], size=[chunk, c.feature_size], mode="bilinear", align_corners=False)[0, 0]
-        return torch.stack([shrink] + [mel[s:s + chunk] for s in starts]), True
+# %% ../nbs/02a_frontend.ipynb #e373eaf3
+@patch
+def _fusion(self: ClapFrontEnd, w: torch.Tensor, generator, starts) -> tuple:
+    c = self.config
+    mel = self.log_mel(w[None], True)[0]
+    chunk, total = c.max_samples // c.hop_length + 1, mel.shape[0]
+    if chunk == total: return mel[None].expand(4, -1, -1), False
+    if starts is None:
+        starts = [(s + int(torch.randint(0, n, (1,), generator=generator))) if n else 0
+                  for s, n in _array_split_starts(total - chunk + 1)]
+    shrink = F.interpolate(mel[None, None], size=[chunk, c.feature_size], mode="bilinear", align_corners=False)[0, 0]
+    return torch.stack([shrink] + [mel[s:s + chunk] for s in starts]), True

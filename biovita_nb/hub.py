@@ -15,6 +15,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal, Sequence
+from open_clip.transform import PreprocessCfg, image_transform_v2
 from safetensors.torch import load_file as safetensors_load_file, save as safetensors_dumps
 from torch import nn
 from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor, RobertaTokenizer
@@ -23,15 +24,15 @@ from .contrastive import LOGIT_SCALE_INIT
 from .frontend import ClapFrontEndConfig
 
 # %% auto #0
-__all__ = ['MODEL_SPECS', 'OPEN_CLIP_WEIGHTS', 'CLIP_MEAN', 'CLIP_STD', 'TOY_BIOCLIP_CFG', 'TEXT_ONLY_SPEC', 'TEXT_ONLY_CONFIG',
+__all__ = ['MODEL_SPECS', 'OPEN_CLIP_WEIGHTS', 'TOY_BIOCLIP_CFG', 'CLIP_MEAN', 'CLIP_STD', 'TEXT_ONLY_SPEC', 'TEXT_ONLY_CONFIG',
            'TEXT_ONLY_WEIGHTS', 'ModelSpec', 'model_spec', 'hub_cache', 'parse_source', 'hub_offline',
-           'resolve_model_dir', 'to_hub_cache', 'OpenClipBundle', 'load_open_clip', 'save_open_clip', 'build_open_clip',
-           'bioclip_preprocess_cfg', 'open_clip_image_embeddings', 'open_clip_text_embeddings', 'ClapBundle',
-           'load_clap', 'save_clap', 'pooled', 'clap_text_embeddings', 'clap_audio_embeddings', 'TextOnlyEncoder',
-           'TextOnlyBundle', 'save_text_only', 'load_text_only', 'toy_clap_config', 'train_toy_tokenizer', 'build_clap',
-           'ModelSource']
+           'resolve_model_dir', 'to_hub_cache', 'OpenClipBundle', 'load_open_clip', 'build_open_clip',
+           'bioclip_preprocess_cfg', 'bioclip_transform', 'open_clip_tokenizer', 'save_open_clip',
+           'open_clip_image_embeddings', 'open_clip_text_embeddings', 'TextOnlyEncoder', 'TextOnlyBundle',
+           'save_text_only', 'load_text_only', 'ClapBundle', 'pooled', 'toy_clap_config', 'train_toy_tokenizer',
+           'build_clap', 'clap_audio_embeddings', 'clap_text_embeddings', 'save_clap', 'load_clap', 'ModelSource']
 
-# %% ../nbs/02b_hub.ipynb #1935f80e
+# %% ../nbs/02b_hub.ipynb #eee47db5
 @dataclass(frozen=True)
 class ModelSpec:
     "One pretrained model: its hub repo, pinned revision, the preset it serves and what it is for."
@@ -47,6 +48,7 @@ class ModelSpec:
     @property
     def source(self) -> str: return f"hf-hub:{self.hub_id}"
 
+# %% ../nbs/02b_hub.ipynb #f3a0a90d
 MODEL_SPECS: dict = {s.name: s for s in [
     ModelSpec("bioclip-2", "open_clip", "imageomics/bioclip-2", "main", "paper", "bioclip"),
     ModelSpec("clap-htsat-unfused", "clap", "laion/clap-htsat-unfused", "8fa0f1c6d0433df6e97c127f64b2a1d6c0dcda8a", "paper", "clap"),
@@ -62,12 +64,13 @@ def model_spec(role: str, preset: Preset = "toy") -> ModelSpec:
     if len(hits) != 1: raise KeyError(f"no model for role={role!r}, preset={preset!r}; roles are 'bioclip', 'clap', 'biolingual'")
     return hits[0]
 
+# %% ../nbs/02b_hub.ipynb #2f09c18f
 def hub_cache(spec: ModelSpec | None = None) -> Path | None:
     "Hub cache folder for `spec`: the package cache for toy stand-ins, `None` (the user's HF cache) for real models."
     if spec is not None and spec.preset == "paper": return None
     return cache_root() / "hub"
 
-# %% ../nbs/02b_hub.ipynb #fc2b2307
+# %% ../nbs/02b_hub.ipynb #95fccf8f
 def parse_source(source) -> tuple[str, str]:
     "('hub', 'org/name') or ('local', '/path') for a model source string or path."
     if isinstance(source, Path): return "local", str(source)
@@ -78,12 +81,14 @@ def parse_source(source) -> tuple[str, str]:
     if re.fullmatch(r"[\w.\-]+/[\w.\-]+", s): return "hub", s
     raise ValueError(f"model source {s!r} is neither 'hf-hub:org/name', 'org/name', 'local-dir:/path' nor an existing folder")
 
+# %% ../nbs/02b_hub.ipynb #5d3a4998
 def hub_offline(local_files_only: bool | None = None) -> bool:
     "Whether hub lookups must stay local: the argument if given, else `HF_HUB_OFFLINE`."
     if local_files_only is not None: return bool(local_files_only)
     from huggingface_hub import constants
     return bool(constants.HF_HUB_OFFLINE)
 
+# %% ../nbs/02b_hub.ipynb #b478d61f
 def _check_revision(repo_id: str, revision: str | None):
     if not revision: raise ValueError(f"hub model {repo_id!r} needs a revision: pass a commit hash (see MODEL_SPECS)")
     if not re.fullmatch(r"[0-9a-f]{40}", revision):
@@ -108,6 +113,7 @@ def resolve_model_dir(source, revision: str | None = None, cache_dir=None, local
                                 f"with `to_hub_cache`") from e
     return path, path.name
 
+# %% ../nbs/02b_hub.ipynb #75ad8c8b
 def _folder_commit(folder: Path) -> str:
     h = hashlib.sha1()
     for p in sorted(q for q in folder.rglob("*") if q.is_file()):
@@ -133,10 +139,7 @@ def to_hub_cache(folder, repo_id: str, cache_dir, revision: str | None = None, b
     atomic_write_text(repo / "refs" / branch, commit)
     return commit
 
-# %% ../nbs/02b_hub.ipynb #0e2cb4c5
-OPEN_CLIP_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.safetensors", "open_clip_pytorch_model.bin",
-                     "open_clip_pytorch_model.pth", "model.safetensors", "pytorch_model.bin")
-
+# %% ../nbs/02b_hub.ipynb #54ea7b4c
 @dataclass
 class OpenClipBundle:
     "An open_clip model with its validation transform, tokenizer and where it came from."
@@ -153,6 +156,10 @@ class OpenClipBundle:
     def embed_dim(self) -> int: return int(self.config["model_cfg"]["embed_dim"])
     def record(self) -> dict: return dict(source=self.source, revision=self.revision, commit=self.commit)
 
+# %% ../nbs/02b_hub.ipynb #92e7d337
+OPEN_CLIP_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.safetensors", "open_clip_pytorch_model.bin",
+                     "open_clip_pytorch_model.pth", "model.safetensors", "pytorch_model.bin")
+
 def load_open_clip(source, revision: str | None = None, *, cache_dir=None, device="cpu",
                    local_files_only: bool | None = None) -> OpenClipBundle:
     "Load an open_clip model (e.g. BioCLIP 2) from a hub repo at a pinned revision or from a local folder."
@@ -167,6 +174,38 @@ def load_open_clip(source, revision: str | None = None, *, cache_dir=None, devic
     return OpenClipBundle(model.eval(), preprocess, tokenizer, load_json(path / "open_clip_config.json"), path,
                           str(source), revision, commit)
 
+# %% ../nbs/02b_hub.ipynb #6e249988
+TOY_BIOCLIP_CFG: dict = dict(
+    embed_dim=64,
+    vision_cfg=dict(image_size=64, layers=2, width=64, patch_size=8, head_width=32),
+    text_cfg=dict(context_length=77, vocab_size=49408, width=64, heads=2, layers=2))
+
+# %% ../nbs/02b_hub.ipynb #787e5752
+def build_open_clip(model_cfg: dict, seed: int = 0) -> nn.Module:
+    "A randomly initialised open_clip CLIP of architecture `model_cfg` (a stand-in before training, or a test model)."
+    torch.manual_seed(seed)
+    return open_clip.CLIP(**model_cfg).eval()
+
+# %% ../nbs/02b_hub.ipynb #b30f1818
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+def bioclip_preprocess_cfg(model_cfg: dict) -> dict:
+    "BioCLIP 2's preprocessing (CLIP mean/std, bicubic, shortest-side resize) at the model's image size."
+    return dict(size=model_cfg["vision_cfg"]["image_size"], mean=CLIP_MEAN, std=CLIP_STD,
+                interpolation="bicubic", resize_mode="shortest")
+
+# %% ../nbs/02b_hub.ipynb #77b344c2
+def bioclip_transform(model_cfg: dict) -> Callable:
+    "BioCLIP 2's validation transform at the image size of `model_cfg`."
+    return image_transform_v2(PreprocessCfg(**bioclip_preprocess_cfg(model_cfg)), is_train=False)
+
+# %% ../nbs/02b_hub.ipynb #17a6d420
+def open_clip_tokenizer(model_cfg: dict) -> Callable:
+    "open_clip's CLIP BPE tokenizer at the context length of `model_cfg` (what `load_open_clip` returns for it)."
+    return open_clip.tokenizer.SimpleTokenizer(context_length=model_cfg["text_cfg"]["context_length"])
+
+# %% ../nbs/02b_hub.ipynb #7d1009bf
 def save_open_clip(model: nn.Module, folder, model_cfg: dict, preprocess_cfg: dict | None = None,
                    safetensors: bool = True) -> Path:
     "Write `model` in the open_clip hub layout: open_clip_config.json + open_clip_model.safetensors (or .bin)."
@@ -179,25 +218,6 @@ def save_open_clip(model: nn.Module, folder, model_cfg: dict, preprocess_cfg: di
     if safetensors: atomic_write_bytes(folder / "open_clip_model.safetensors", safetensors_dumps(sd))
     else: atomic_torch_save(sd, folder / "open_clip_pytorch_model.bin")
     return folder
-
-# %% ../nbs/02b_hub.ipynb #18c425e2
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-TOY_BIOCLIP_CFG: dict = dict(
-    embed_dim=64,
-    vision_cfg=dict(image_size=64, layers=2, width=64, patch_size=8, head_width=32),
-    text_cfg=dict(context_length=77, vocab_size=49408, width=64, heads=2, layers=2))
-
-def build_open_clip(model_cfg: dict, seed: int = 0) -> nn.Module:
-    "A randomly initialised open_clip CLIP of architecture `model_cfg` (a stand-in before training, or a test model)."
-    torch.manual_seed(seed)
-    return open_clip.CLIP(**model_cfg).eval()
-
-def bioclip_preprocess_cfg(model_cfg: dict) -> dict:
-    "BioCLIP 2's preprocessing (CLIP mean/std, bicubic, shortest-side resize) at the model's image size."
-    return dict(size=model_cfg["vision_cfg"]["image_size"], mean=CLIP_MEAN, std=CLIP_STD,
-                interpolation="bicubic", resize_mode="shortest")
 
 # %% ../nbs/02b_hub.ipynb #bb7c4862
 def _device(model: nn.Module) -> torch.device: return next(model.parameters()).device
@@ -217,73 +237,10 @@ def open_clip_text_embeddings(model: nn.Module, tokenizer, texts: Sequence[str],
     out = [model.encode_text(tokenizer(texts[i:i + batch_size]).to(_device(model))) for i in range(0, len(texts), batch_size)]
     return torch.cat([F.normalize(e, dim=-1).float() if normalize else e.float() for e in out])
 
-# %% ../nbs/02b_hub.ipynb #c3cc23d1
-@dataclass
-class ClapBundle:
-    "A transformers ClapModel with its processor and where it came from."
-    model: ClapModel
-    processor: ClapProcessor
-    source: str
-    revision: str | None
-    commit: str | None
-
-    @property
-    def projection_dim(self) -> int: return int(self.model.config.projection_dim)
-    def record(self) -> dict: return dict(source=self.source, revision=self.revision, commit=self.commit)
-
-def load_clap(source, revision: str | None = None, *, cache_dir=None, device="cpu",
-              local_files_only: bool | None = None) -> ClapBundle:
-    "Load a CLAP model and processor (LAION CLAP, BioLingual, a toy stand-in) from a hub repo at `revision` or a folder."
-    kind, ident = parse_source(source)
-    if kind == "hub": _check_revision(ident, revision)
-    kw = dict(revision=revision, cache_dir=cache_dir, local_files_only=hub_offline(local_files_only)) if kind == "hub" else {}
-    try:
-        model = ClapModel.from_pretrained(ident, **kw)
-        processor = ClapProcessor.from_pretrained(ident, **kw)
-    except OSError as e:
-        raise FileNotFoundError(f"CLAP model {ident}@{revision} could not be loaded from "
-                                f"{cache_dir or 'the HF cache' if kind == 'hub' else 'its folder'}: {e}") from e
-    commit = _cached_commit(ident, revision, cache_dir) if kind == "hub" else None
-    return ClapBundle(model.to(device).eval(), processor, str(source), revision, commit)
-
-def _cached_commit(repo_id: str, revision: str, cache_dir=None) -> str | None:
-    "The commit that `revision` of `repo_id` resolves to in the hub cache."
-    from huggingface_hub import try_to_load_from_cache
-    p = try_to_load_from_cache(repo_id, "config.json", cache_dir=cache_dir, revision=revision)
-    return Path(p).parent.name if isinstance(p, str) else None
-
-def save_clap(model: ClapModel, processor: ClapProcessor, folder) -> Path:
-    "Write a CLAP model and its processor in the hub layout (`save_pretrained`)."
-    folder = Path(folder)
-    model.save_pretrained(folder); processor.save_pretrained(folder)
-    return folder
-
-def pooled(output) -> torch.Tensor:
-    "The embedding returned by `get_audio_features` / `get_text_features`: a tensor (4.x) or `.pooler_output` (5.x)."
-    if isinstance(output, torch.Tensor): return output
-    if getattr(output, "pooler_output", None) is not None: return output.pooler_output
-    raise TypeError(f"cannot find an embedding in a {type(output).__name__}: expected a tensor or an output with pooler_output")
-
-@torch.no_grad()
-def clap_text_embeddings(bundle: ClapBundle, texts: Sequence[str], max_length: int | None = None,
-                         batch_size: int | None = None) -> torch.Tensor:
-    "L2-normalised CLAP text embeddings (float32) of `texts` (in batches of `batch_size`, each padded to its longest)."
-    texts = list(texts)
-    n = batch_size or max(len(texts), 1)
-    tok = lambda t: bundle.processor.tokenizer(t, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-    return torch.cat([F.normalize(pooled(bundle.model.get_text_features(**tok(texts[i:i + n]).to(_device(bundle.model)))).float(), dim=-1)
-                      for i in range(0, max(len(texts), 1), n)])
-
-@torch.no_grad()
-def clap_audio_embeddings(model: ClapModel, input_features: torch.Tensor, is_longer: torch.Tensor | None = None) -> torch.Tensor:
-    "L2-normalised CLAP audio embeddings (float32) of log-mel `input_features` (B, C, T, F)."
-    return F.normalize(pooled(model.get_audio_features(input_features=input_features, is_longer=is_longer)).float(), dim=-1)
-
-# %% ../nbs/02b_hub.ipynb #b4c00c23
+# %% ../nbs/02b_hub.ipynb #f5aa380b
 TEXT_ONLY_SPEC = ModelSpec("toy-text-only", "open_clip", "biovita-toy/text-only", "main", "toy", "text_only")
-TEXT_ONLY_CONFIG = "text_only_config.json"
-TEXT_ONLY_WEIGHTS = "model.safetensors"
 
+# %% ../nbs/02b_hub.ipynb #e431f8c1
 class TextOnlyEncoder(nn.Module):
     "An open_clip text transformer with its own logit scale: texts in, embeddings out."
     def __init__(self, embed_dim: int, text_cfg: dict):
@@ -295,6 +252,7 @@ class TextOnlyEncoder(nn.Module):
         self.logit_scale = nn.Parameter(torch.tensor(LOGIT_SCALE_INIT))
     def forward(self, tokens: torch.Tensor) -> torch.Tensor: return F.normalize(self.transformer(tokens), dim=-1)
 
+# %% ../nbs/02b_hub.ipynb #0f23a8c6
 @dataclass
 class TextOnlyBundle:
     "A text-only encoder with its tokenizer and where it came from."
@@ -315,6 +273,10 @@ class TextOnlyBundle:
         dev = next(self.model.parameters()).device
         return self.model(self.tokenizer(list(texts)).to(dev)).float()
 
+# %% ../nbs/02b_hub.ipynb #d7836082
+TEXT_ONLY_CONFIG = "text_only_config.json"
+TEXT_ONLY_WEIGHTS = "model.safetensors"
+
 def save_text_only(model: TextOnlyEncoder, folder) -> Path:
     "Write `model` as text_only_config.json + model.safetensors."
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
@@ -324,6 +286,7 @@ def save_text_only(model: TextOnlyEncoder, folder) -> Path:
     atomic_write_bytes(folder / TEXT_ONLY_WEIGHTS, safetensors_dumps(sd))
     return folder
 
+# %% ../nbs/02b_hub.ipynb #1027bedd
 def load_text_only(source, revision: str | None = None, *, cache_dir=None, device="cpu",
                    local_files_only: bool | None = None) -> TextOnlyBundle:
     "Load a text-only encoder from a hub repo at `revision` (hub cache) or from a local folder."
@@ -337,7 +300,28 @@ def load_text_only(source, revision: str | None = None, *, cache_dir=None, devic
     return TextOnlyBundle(model.to(device).eval(), open_clip.tokenizer.SimpleTokenizer(context_length=cfg["text_cfg"]["context_length"]),
                           cfg, path, str(source), revision, commit)
 
-# %% ../nbs/02b_hub.ipynb #54a89a7b
+# %% ../nbs/02b_hub.ipynb #e591250b
+@dataclass
+class ClapBundle:
+    "A transformers ClapModel with its processor and where it came from."
+    model: ClapModel
+    processor: ClapProcessor
+    source: str
+    revision: str | None
+    commit: str | None
+
+    @property
+    def projection_dim(self) -> int: return int(self.model.config.projection_dim)
+    def record(self) -> dict: return dict(source=self.source, revision=self.revision, commit=self.commit)
+
+# %% ../nbs/02b_hub.ipynb #a83f1cb1
+def pooled(output) -> torch.Tensor:
+    "The embedding returned by `get_audio_features` / `get_text_features`: a tensor (4.x) or `.pooler_output` (5.x)."
+    if isinstance(output, torch.Tensor): return output
+    if getattr(output, "pooler_output", None) is not None: return output.pooler_output
+    raise TypeError(f"cannot find an embedding in a {type(output).__name__}: expected a tensor or an output with pooler_output")
+
+# %% ../nbs/02b_hub.ipynb #d72275a6
 def toy_clap_config(vocab_size: int, projection_dim: int = 64, max_text_length: int = 64, fusion: bool = False) -> ClapConfig:
     "A tiny ClapConfig (HTS-AT audio + RoBERTa text) that accepts the paper's 10 s, 64-mel log-mel input."
     audio = dict(spec_size=256, num_mel_bins=64, patch_size=8, patch_stride=(8, 8), patch_embeds_hidden_size=32,
@@ -347,6 +331,7 @@ def toy_clap_config(vocab_size: int, projection_dim: int = 64, max_text_length: 
                 max_position_embeddings=max_text_length + 2, type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2)
     return ClapConfig(text_config=text, audio_config=audio, projection_dim=projection_dim)
 
+# %% ../nbs/02b_hub.ipynb #ec6649d4
 def train_toy_tokenizer(texts: Sequence[str], vocab_size: int = 1000, max_length: int = 64) -> RobertaTokenizer:
     "A byte-level BPE RoBERTa tokenizer trained on `texts` (deterministic for a given list)."
     from tokenizers import ByteLevelBPETokenizer
@@ -357,12 +342,59 @@ def train_toy_tokenizer(texts: Sequence[str], vocab_size: int = 1000, max_length
         bpe.save_model(d)
         return RobertaTokenizer(vocab=f"{d}/vocab.json", merges=f"{d}/merges.txt", model_max_length=max_length)
 
+# %% ../nbs/02b_hub.ipynb #cb6f29c3
 def build_clap(config: ClapConfig, tokenizer, feature_extractor: ClapFeatureExtractor | None = None,
                seed: int = 0) -> ClapBundle:
     "A randomly initialised ClapModel of `config` with a processor (default: BioVITA's feature extractor settings)."
     torch.manual_seed(seed)
     fe = feature_extractor or ClapFrontEndConfig().feature_extractor()
     return ClapBundle(ClapModel(config).eval(), ClapProcessor(feature_extractor=fe, tokenizer=tokenizer), "built", None, None)
+
+# %% ../nbs/02b_hub.ipynb #e67ad8f2
+@torch.no_grad()
+def clap_audio_embeddings(model: ClapModel, input_features: torch.Tensor, is_longer: torch.Tensor | None = None) -> torch.Tensor:
+    "L2-normalised CLAP audio embeddings (float32) of log-mel `input_features` (B, C, T, F)."
+    return F.normalize(pooled(model.get_audio_features(input_features=input_features, is_longer=is_longer)).float(), dim=-1)
+
+# %% ../nbs/02b_hub.ipynb #2516ba05
+@torch.no_grad()
+def clap_text_embeddings(bundle: ClapBundle, texts: Sequence[str], max_length: int | None = None,
+                         batch_size: int | None = None) -> torch.Tensor:
+    "L2-normalised CLAP text embeddings (float32) of `texts` (in batches of `batch_size`, each padded to its longest)."
+    texts = list(texts)
+    n = batch_size or max(len(texts), 1)
+    tok = lambda t: bundle.processor.tokenizer(t, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    return torch.cat([F.normalize(pooled(bundle.model.get_text_features(**tok(texts[i:i + n]).to(_device(bundle.model)))).float(), dim=-1)
+                      for i in range(0, max(len(texts), 1), n)])
+
+# %% ../nbs/02b_hub.ipynb #825c7dde
+def save_clap(model: ClapModel, processor: ClapProcessor, folder) -> Path:
+    "Write a CLAP model and its processor in the hub layout (`save_pretrained`)."
+    folder = Path(folder)
+    model.save_pretrained(folder); processor.save_pretrained(folder)
+    return folder
+
+# %% ../nbs/02b_hub.ipynb #9577ddb7
+def load_clap(source, revision: str | None = None, *, cache_dir=None, device="cpu",
+              local_files_only: bool | None = None) -> ClapBundle:
+    "Load a CLAP model and processor (LAION CLAP, BioLingual, a toy stand-in) from a hub repo at `revision` or a folder."
+    kind, ident = parse_source(source)
+    if kind == "hub": _check_revision(ident, revision)
+    kw = dict(revision=revision, cache_dir=cache_dir, local_files_only=hub_offline(local_files_only)) if kind == "hub" else {}
+    try:
+        model = ClapModel.from_pretrained(ident, **kw)
+        processor = ClapProcessor.from_pretrained(ident, **kw)
+    except OSError as e:
+        raise FileNotFoundError(f"CLAP model {ident}@{revision} could not be loaded from "
+                                f"{cache_dir or 'the HF cache' if kind == 'hub' else 'its folder'}: {e}") from e
+    commit = _cached_commit(ident, revision, cache_dir) if kind == "hub" else None
+    return ClapBundle(model.to(device).eval(), processor, str(source), revision, commit)
+
+def _cached_commit(repo_id: str, revision: str, cache_dir=None) -> str | None:
+    "The commit that `revision` of `repo_id` resolves to in the hub cache."
+    from huggingface_hub import try_to_load_from_cache
+    p = try_to_load_from_cache(repo_id, "config.json", cache_dir=cache_dir, revision=revision)
+    return Path(p).parent.name if isinstance(p, str) else None
 
 # %% ../nbs/02b_hub.ipynb #f37be0fa
 @dataclass(frozen=True)

@@ -17,10 +17,20 @@ from .builder import direction_name
 from .evaluate import TaskResult, _feature_lookup, evaluate_task, task_arrays
 
 # %% auto #0
-__all__ = ['BenchmarkResult', 'lineage_table', 'benchmark_arrays', 'evaluate_benchmark', 'evaluate_splits', 'error_shares',
+__all__ = ['lineage_table', 'benchmark_arrays', 'BenchmarkResult', 'evaluate_benchmark', 'evaluate_splits', 'error_shares',
            'error_analysis', 'RetrievalResult', 'retrieval_metrics', 'top1', 'linear_probe', 'probe_top1']
 
-# %% ../nbs/02e_metrics.ipynb #a44d5dc5
+# %% ../nbs/02e_metrics.ipynb #cfbc04a4
+def lineage_table(text_index: pd.DataFrame) -> pd.DataFrame:
+    "species -> genus, family, from a benchmark's text index."
+    return text_index.drop_duplicates("species").set_index("species")[["genus", "family"]]
+
+# %% ../nbs/02e_metrics.ipynb #f1b4c5b8
+def benchmark_arrays(bench: BenchmarkFolder) -> dict:
+    "Every task of `bench` as `TaskArrays`, converted once to score several models."
+    return {key: task_arrays(frame) for key, frame in bench.tasks.items()}
+
+# %% ../nbs/02e_metrics.ipynb #dea3a443
 @dataclass
 class BenchmarkResult:
     "All task results of one model on one benchmark (one split)."
@@ -49,20 +59,13 @@ class BenchmarkResult:
         "Top-k (%) and queries per task and correct taxon (one row each)."
         return self._breakdown("per_taxon", ks)
 
+# %% ../nbs/02e_metrics.ipynb #2bc768b6
 def _features_for(features: Mapping, modality: str, level: str) -> Features:
     f = features[modality]
     if isinstance(f, Mapping):
         if level not in f: raise KeyError(f"no {modality} features for level {level!r}; give one Features per level in {LEVELS}")
         f = f[level]
     return f
-
-def lineage_table(text_index: pd.DataFrame) -> pd.DataFrame:
-    "species -> genus, family, from a benchmark's text index."
-    return text_index.drop_duplicates("species").set_index("species")[["genus", "family"]]
-
-def benchmark_arrays(bench: BenchmarkFolder) -> dict:
-    "Every task of `bench` as `TaskArrays`, converted once to score several models."
-    return {key: task_arrays(frame) for key, frame in bench.tasks.items()}
 
 def evaluate_benchmark(bench: BenchmarkFolder, features: Mapping, arrays: Mapping | None = None, name: str | None = None,
                        **kw) -> BenchmarkResult:
@@ -94,7 +97,7 @@ def evaluate_splits(folders, features: Mapping, on_error: OnError = "skip", n_ca
         results.append(res)
     return results
 
-# %% ../nbs/02e_metrics.ipynb #41e6ba36
+# %% ../nbs/02e_metrics.ipynb #b639c12a
 def error_shares(result: TaskResult, lineage: pd.DataFrame) -> dict:
     "Among species-level errors: how many, and the share (%) whose top-ranked wrong species shares the genus / family."
     if result.level != "species": raise ValueError(f"the error analysis is defined at the species level, not {result.level!r}")
@@ -104,6 +107,7 @@ def error_shares(result: TaskResult, lineage: pd.DataFrame) -> dict:
     return dict(errors=len(err), same_genus=float(100 * (truth.genus.values == wrong.genus.values).mean()),
                 same_family=float(100 * (truth.family.values == wrong.family.values).mean()))
 
+# %% ../nbs/02e_metrics.ipynb #bbfed7fc
 def error_analysis(result: BenchmarkResult) -> pd.DataFrame:
     "Error shares per direction at the species level, plus 'all' (errors of the six directions pooled)."
     rows, pooled = [], []
@@ -116,7 +120,7 @@ def error_analysis(result: BenchmarkResult) -> pd.DataFrame:
         rows.append(dict(split=result.name, direction="all", **error_shares(allq, result.lineage)))
     return pd.DataFrame(rows)
 
-# %% ../nbs/02e_metrics.ipynb #63502248
+# %% ../nbs/02e_metrics.ipynb #f9c26d67
 @dataclass
 class RetrievalResult:
     "Per-query open-gallery metrics and what was skipped."
@@ -129,12 +133,14 @@ class RetrievalResult:
         out = {("mAP" if c == "ap" else c): float(100 * self.queries[c].mean()) for c in cols}
         return dict(**out, queries=len(self.queries), skipped=len([i for i in self.skips.items if i.reason != "missing_gallery_feature"]))
 
+# %% ../nbs/02e_metrics.ipynb #cba41f41
 def _usable_rows(f: Features, on_error, report, what) -> np.ndarray:
     rows, why = _feature_lookup(f, f.ids)
     bad = pd.DataFrame({"id": f.ids[rows < 0], "why": why[rows < 0]}).drop_duplicates()     # one entry per id
     for i, w in zip(bad.id, bad.why): bad_input(on_error, report, f"{what} id {i}", w, f"{what} id {i}: {w.replace('_', ' ')}")
     return np.flatnonzero(rows >= 0)
 
+# %% ../nbs/02e_metrics.ipynb #c34dc8e4
 def retrieval_metrics(query: Features, query_labels, gallery: Features, gallery_labels, *, ks=(1, 5, 10), ndcg_at: int = 10,
                       on_error: OnError = "skip", device: str = "cpu", max_chunk_elems: int = 1 << 24) -> RetrievalResult:
     "Rank the full gallery for every query; AP, R@k, nDCG@k with relevance = same label (e.g. species)."
@@ -179,7 +185,7 @@ def top1(queries, gallery, labels, gallery_labels=None) -> float:
     predicted = best if gallery_labels is None else np.asarray(gallery_labels)[best]
     return float((predicted == np.asarray(labels)).mean())
 
-# %% ../nbs/02e_metrics.ipynb #c9f6c72e
+# %% ../nbs/02e_metrics.ipynb #0117d62b
 def linear_probe(train_x, train_y, seed: int = 0, C: float = 1.0, max_iter: int = 2000):
     "A multinomial logistic-regression probe fitted on frozen embeddings `train_x` (rows) with labels `train_y`."
     from sklearn.linear_model import LogisticRegression
@@ -187,6 +193,7 @@ def linear_probe(train_x, train_y, seed: int = 0, C: float = 1.0, max_iter: int 
     with threadpool_limits(1):
         return LogisticRegression(C=C, max_iter=max_iter, random_state=seed).fit(np.asarray(train_x), np.asarray(train_y))
 
+# %% ../nbs/02e_metrics.ipynb #bc0ce925
 def probe_top1(probe, x, y) -> float:
     "Share of the rows of `x` that `probe` labels `y`."
     from threadpoolctl import threadpool_limits

@@ -111,10 +111,11 @@ def map_biovita_keys(state_dict: dict) -> dict:
         out[k] = v
     return out
 
-# %% ../nbs/02c_model.ipynb #c3d53239
+# %% ../nbs/02c_model.ipynb #7454f33c
 def load_biovita_state(model: BioVITA, state_dict: dict, source: str = "state dict", check: bool = True,
-                       max_missing_audio_fraction: float = 0.01) -> LoadReport:
-    "Load a (mapped) BioVITA state dict into `model`; BioCLIP keys absent from the checkpoint are kept."
+                       max_missing_audio_fraction: float = 0.01, exact: bool = False) -> LoadReport:
+    """Load a (mapped) BioVITA state dict into `model`; BioCLIP keys absent from the checkpoint are kept. A failed `check`
+    (or, with `exact`, any missing, unexpected or mis-shaped key) raises before anything is loaded."""
     sd = map_biovita_keys(state_dict)
     if "logit_scale.log_scale" in sd and sd["logit_scale.log_scale"].ndim:   # open_clip-style (1,) parameter
         sd["logit_scale.log_scale"] = sd["logit_scale.log_scale"].reshape(())
@@ -134,6 +135,8 @@ def load_biovita_state(model: BioVITA, state_dict: dict, source: str = "state di
         elif tuple(sd[k].shape) != tuple(v.shape): rep.shape_mismatch.append((k, tuple(sd[k].shape), tuple(v.shape)))
         else: good[k] = sd[k]; rep.loaded.append(k)
     if check: rep.check(max_missing_audio_fraction)
+    if exact and (rep.missing or rep.unexpected or rep.shape_mismatch):
+        raise CheckpointMismatchError(rep.summary() + f"; e.g. missing {rep.missing[:3]}, unexpected {rep.unexpected[:3]}")
     model.load_state_dict(good, strict=False)
     return rep
 
@@ -152,14 +155,11 @@ def biovita_checkpoint_meta(path) -> dict:
     from safetensors import safe_open
     with safe_open(str(path), "pt") as f: return json.loads((f.metadata() or {}).get("biovita_nb", "{}"))
 
-# %% ../nbs/02c_model.ipynb #893f3f97
+# %% ../nbs/02c_model.ipynb #06ef6ad3
 def load_biovita(model: BioVITA, path, check: bool = True) -> LoadReport:
-    "Load our safetensors checkpoint into `model` (every key must match)."
+    "Load our safetensors checkpoint into `model` (with `check`, every key must match, or nothing is loaded)."
     from safetensors.torch import load_file
-    rep = load_biovita_state(model, load_file(str(path)), source=str(path), check=False)
-    if check and (rep.missing or rep.unexpected or rep.shape_mismatch):
-        raise CheckpointMismatchError(rep.summary() + f"; e.g. missing {rep.missing[:3]}, unexpected {rep.unexpected[:3]}")
-    return rep
+    return load_biovita_state(model, load_file(str(path)), source=str(path), check=False, exact=check)
 
 # %% ../nbs/02c_model.ipynb #204abae7
 def _torch_load(path) -> Any:

@@ -33,17 +33,61 @@ from .runs import train_biovita
 __all__ = ['PAPER_ONLY', 'TOY_DISTILL_ROWS', 'CELL_FLAGS', 'MainJobConfig', 'evaluate_models', 'embedding_points', 'job_figures',
            'distilled_audio', 'distilled_encoder', 'toy_distillation', 'toy_models', 'release_clap_weights',
            'load_distilled_student', 'paper_models', 'MainJobResult', 'PhaseTimer', 'run_main_job', 'find_notebooks',
-           'notebook_parameters', 'cell_flags', 'default_flags', 'without_flagged', 'run_notebooks']
+           'notebook_parameters', 'cell_flags', 'default_flags', 'without_flagged', 'run_notebooks', 'reproduce']
 
-# %% ../nbs/04b_pipeline.ipynb #cd34e3fd
+# %% ../nbs/04b_pipeline.ipynb #ee131e0f
 def _existing_dir(value, what: str, fix: str) -> Path | None:
     if value is None: return None
     p = Path(value).expanduser()
     if not p.is_dir(): raise FileNotFoundError(f"{what} {p} does not exist or is not a folder; {fix}")
     return p
 
+# %% ../nbs/04b_pipeline.ipynb #f7b8e556
 PAPER_ONLY = ("bioclip", "clap", "biolingual", "biovita_release", "biovita_clap_weights", "distilled_checkpoint")
 
+# %% ../nbs/04b_pipeline.ipynb #0872b3a8
+def _check_common(cfg: MainJobConfig):
+    "Preset, policy, sizes and the folders (made `Path`s)."
+    put = partial(object.__setattr__, cfg)
+    if cfg.preset not in PRESETS: raise ValueError(f"preset must be one of {PRESETS}, not {cfg.preset!r}")
+    check_policy(cfg.on_error)
+    if not (isinstance(cfg.batch_size, int) and cfg.batch_size > 0): raise ValueError(f"batch_size must be a positive int, not {cfg.batch_size!r}")
+    if cfg.n_candidates is not None and cfg.n_candidates < 2: raise ValueError(f"n_candidates must be None or >= 2, not {cfg.n_candidates}")
+    put("out_dir", Path(cfg.out_dir))
+    if cfg.preset == "paper":
+        if cfg.world_root is None:
+            raise ValueError("preset='paper' needs world_root: the folder that the benchmark's file_path entries are "
+                             "relative to (the released BioVITA data root)")
+        if cfg.benchmark_root is None:
+            raise ValueError("preset='paper' needs benchmark_root: the released benchmark, a folder holding seen/ and "
+                             "unseen/ benchmark folders (ids/, species/, genus/, family/)")
+    put("world_root", _existing_dir(cfg.world_root, "world_root", "pass the folder the benchmark's media files are in"
+                                    if cfg.preset == "paper" else "pass a toy world's folder, or None for the cached one"))
+    put("benchmark_root", _existing_dir(cfg.benchmark_root, "benchmark_root", "pass the benchmark folder, or None"))
+    if cfg.benchmark_root is not None: benchmark_folders(cfg.benchmark_root)
+
+def _check_toy(cfg: MainJobConfig):
+    given = [f for f in PAPER_ONLY if getattr(cfg, f) is not None]
+    if given: raise ValueError(f"{given} are used by preset='paper' only; the toy job trains and evaluates the stand-ins")
+
+# %% ../nbs/04b_pipeline.ipynb #3611ac7b
+def _check_paper(cfg: MainJobConfig):
+    "The model sources (registered ones by default) and the optional release and student files."
+    put = partial(object.__setattr__, cfg)
+    for role in ("bioclip", "clap", "biolingual"):
+        put(role, ModelSource.coerce(getattr(cfg, role)) or ModelSource.registered(role))
+    put("biovita_release", ModelSource.coerce(cfg.biovita_release))
+    if cfg.biovita_release is not None and cfg.biovita_release.cache_dir != cfg.clap.cache_dir:
+        raise ValueError(f"biovita_release and clap must be in one hub cache (load_biovita_release reads both from it), "
+                         f"not {cfg.biovita_release.cache_dir} and {cfg.clap.cache_dir}")
+    if cfg.biovita_clap_weights is not None:
+        if cfg.biovita_release is None: raise ValueError("biovita_clap_weights given without biovita_release (the open_clip repo it belongs to)")
+        if not Path(cfg.biovita_clap_weights).is_file(): raise FileNotFoundError(f"biovita_clap_weights {cfg.biovita_clap_weights} does not exist")
+    if cfg.distilled_checkpoint is not None and not Path(cfg.distilled_checkpoint).is_file():
+        raise FileNotFoundError(f"distilled_checkpoint {cfg.distilled_checkpoint} does not exist; pass the model.pt that "
+                                "distill.distill wrote (its folder is cache_dir('distill') / <key>), or None to skip that row")
+
+# %% ../nbs/04b_pipeline.ipynb #0c458389
 @dataclass(frozen=True)
 class MainJobConfig:
     "Everything the main job needs; paths are checked when the config is made."
@@ -66,39 +110,9 @@ class MainJobConfig:
     distilled_checkpoint: str | Path | None = None   # paper: distill()'s model.pt (None: row skipped)
 
     def __post_init__(self):
-        put = partial(object.__setattr__, self)
-        if self.preset not in PRESETS: raise ValueError(f"preset must be one of {PRESETS}, not {self.preset!r}")
-        check_policy(self.on_error)
-        if not (isinstance(self.batch_size, int) and self.batch_size > 0): raise ValueError(f"batch_size must be a positive int, not {self.batch_size!r}")
-        if self.n_candidates is not None and self.n_candidates < 2: raise ValueError(f"n_candidates must be None or >= 2, not {self.n_candidates}")
-        put("out_dir", Path(self.out_dir))
-        if self.preset == "paper":
-            if self.world_root is None:
-                raise ValueError("preset='paper' needs world_root: the folder that the benchmark's file_path entries are "
-                                 "relative to (the released BioVITA data root)")
-            if self.benchmark_root is None:
-                raise ValueError("preset='paper' needs benchmark_root: the released benchmark, a folder holding seen/ and "
-                                 "unseen/ benchmark folders (ids/, species/, genus/, family/)")
-        put("world_root", _existing_dir(self.world_root, "world_root", "pass the folder the benchmark's media files are in"
-                                        if self.preset == "paper" else "pass a toy world's folder, or None for the cached one"))
-        put("benchmark_root", _existing_dir(self.benchmark_root, "benchmark_root", "pass the benchmark folder, or None"))
-        if self.benchmark_root is not None: benchmark_folders(self.benchmark_root)
-        if self.preset == "toy":
-            given = [f for f in PAPER_ONLY if getattr(self, f) is not None]
-            if given: raise ValueError(f"{given} are used by preset='paper' only; the toy job trains and evaluates the stand-ins")
-            return
-        for role in ("bioclip", "clap", "biolingual"):
-            put(role, ModelSource.coerce(getattr(self, role)) or ModelSource.registered(role))
-        put("biovita_release", ModelSource.coerce(self.biovita_release))
-        if self.biovita_release is not None and self.biovita_release.cache_dir != self.clap.cache_dir:
-            raise ValueError(f"biovita_release and clap must be in one hub cache (load_biovita_release reads both from it), "
-                             f"not {self.biovita_release.cache_dir} and {self.clap.cache_dir}")
-        if self.biovita_clap_weights is not None:
-            if self.biovita_release is None: raise ValueError("biovita_clap_weights given without biovita_release (the open_clip repo it belongs to)")
-            if not Path(self.biovita_clap_weights).is_file(): raise FileNotFoundError(f"biovita_clap_weights {self.biovita_clap_weights} does not exist")
-        if self.distilled_checkpoint is not None and not Path(self.distilled_checkpoint).is_file():
-            raise FileNotFoundError(f"distilled_checkpoint {self.distilled_checkpoint} does not exist; pass the model.pt that "
-                                    "distill.distill wrote (its folder is cache_dir('distill') / <key>), or None to skip that row")
+        _check_common(self)
+        if self.preset == "toy": _check_toy(self)
+        else: _check_paper(self)
 
 # %% ../nbs/04b_pipeline.ipynb #c39d2f47
 def evaluate_models(models: Sequence[EvalModel], benches: Mapping, features: Mapping, input_skips: Mapping, *,
@@ -118,7 +132,7 @@ def evaluate_models(models: Sequence[EvalModel], benches: Mapping, features: Map
         if results_dir is not None: paths.append(save_result(rec, results_dir))
     return records, paths
 
-# %% ../nbs/04b_pipeline.ipynb #49731391
+# %% ../nbs/04b_pipeline.ipynb #de5b6d28
 def embedding_points(features: Mapping, bench: BenchmarkFolder) -> dict:
     "{modality: (Features, family per row)} of one model's features of `bench`, for `report.embedding_map_frame`."
     family = lineage_table(bench.indices["text"]).family
@@ -133,6 +147,7 @@ def embedding_points(features: Mapping, bench: BenchmarkFolder) -> dict:
     out["text"] = (text, bench.indices["text"].set_index("id").loc[text.ids].family.to_numpy())
     return out
 
+# %% ../nbs/04b_pipeline.ipynb #d2eddc6a
 def job_figures(records: Sequence[dict], features: Mapping, benches: Mapping, joint_model: str | None, tag: str,
                 out_dir, seed: int = 0) -> list:
     "Draw and save the job's figures (png + svg); returns the paths."
@@ -149,19 +164,18 @@ def job_figures(records: Sequence[dict], features: Mapping, benches: Mapping, jo
         plt.close(fig)
     return paths
 
-# %% ../nbs/04b_pipeline.ipynb #43ddc8a7
+# %% ../nbs/04b_pipeline.ipynb #8fe48f2b
 def distilled_audio(biolingual: ClapBundle, method: Callable, device, on_error: OnError, items: pd.DataFrame) -> tuple:
     "(ids, embeddings, skips) of the clips in `items` (id, path, species) by a paper-B method: ClipFeatures -> (N, D)."
     clips = clip_features(items, biolingual, crop="onset", device=device, on_error=on_error)
     return clips.ids, method(clips), clips.skipped
 
+# %% ../nbs/04b_pipeline.ipynb #4eaba8c4
 def distilled_encoder(name: str, biolingual: ClapBundle, method: Callable, device="cpu", on_error: OnError = "raise") -> Encoder:
     "The audio encoder of a paper-B method (the image and text side is BioCLIP 2's)."
     return Encoder(f"{name}/audio", partial(distilled_audio, biolingual, method, device, on_error), table=True)
 
-# %% ../nbs/04b_pipeline.ipynb #7a055e08
-TOY_DISTILL_ROWS = ("zero-shot combination (mix)", "text-space mapping (ridge)", "distillation (paper B)")
-
+# %% ../nbs/04b_pipeline.ipynb #fa25a75a
 def toy_distillation(standins, seed: int = 0, device="cpu", progress: bool = False) -> dict:
     "{method: ClipFeatures -> BioCLIP-space embeddings} for paper B's methods, students distilled (or reused) here."
     cfg = for_preset(DistillConfig, "toy", seed=seed)
@@ -170,6 +184,9 @@ def toy_distillation(standins, seed: int = 0, device="cpu", progress: bool = Fal
     data = toy_distill_data(standins.world.root)
     spaces = {s: build_text_space(standins, s, list(data.taxa.values()), cfg) for s in students}
     return audio_to_bioclip_methods(standins, spaces, students, data.train_species, cfg)
+
+# %% ../nbs/04b_pipeline.ipynb #398925c6
+TOY_DISTILL_ROWS = ("zero-shot combination (mix)", "text-space mapping (ridge)", "distillation (paper B)")
 
 def toy_models(standins, run, methods: Mapping, device="cpu", batch_size: int = 64, on_error: OnError = "raise") -> list:
     "The seven rows of the toy tables, in order."
@@ -182,7 +199,7 @@ def toy_models(standins, run, methods: Mapping, device="cpu", batch_size: int = 
              for i, m in ((1, run.stage1), (2, run.stage2))]
     return rows
 
-# %% ../nbs/04b_pipeline.ipynb #8df4cd35
+# %% ../nbs/04b_pipeline.ipynb #f042ee32
 def release_clap_weights(release: ModelSource, weights=None) -> Path:
     "`weights` if given, else `clap_weights.pth` of the release repo (fetched with the repo at its revision)."
     if weights is not None: return Path(weights)
@@ -193,6 +210,7 @@ def release_clap_weights(release: ModelSource, weights=None) -> Path:
                                                    "MainJobConfig(biovita_clap_weights=<path to the release's clap_weights.pth>)")
     return path
 
+# %% ../nbs/04b_pipeline.ipynb #8c0ad313
 def load_distilled_student(path, biolingual: ClapBundle, target_dim: int, device="cpu") -> DistilledAudioModel:
     "A paper-B student from the `model.pt` that `distill.distill` wrote, on top of `biolingual`."
     blob = torch.load(path, map_location="cpu", weights_only=False)
@@ -206,6 +224,7 @@ def load_distilled_student(path, biolingual: ClapBundle, target_dim: int, device
     student.load_state_dict(blob["model"])
     return student.to(device).eval()
 
+# %% ../nbs/04b_pipeline.ipynb #a6d62bfa
 def paper_models(cfg: MainJobConfig, notes: list | None = None) -> list:
     "The rows of the paper preset; rows without a source are skipped and explained in `notes`."
     notes = [] if notes is None else notes
@@ -235,7 +254,7 @@ def paper_models(cfg: MainJobConfig, notes: list | None = None) -> list:
                               {"bioclip": bioclip.record(), "biolingual": dict(bl.record(), student=str(cfg.distilled_checkpoint))}))
     return rows
 
-# %% ../nbs/04b_pipeline.ipynb #f284b0ee
+# %% ../nbs/04b_pipeline.ipynb #ec370b2e
 @dataclass
 class MainJobResult:
     "What the main job produced."
@@ -251,6 +270,7 @@ class MainJobResult:
         t = ", ".join(f"{k} {v:.1f}" for k, v in self.seconds.items())
         return f"MainJobResult({len(self.records)} models, {len(self.written)} files in {self.config.out_dir}; seconds: {t})"
 
+# %% ../nbs/04b_pipeline.ipynb #1ff928b4
 class PhaseTimer:
     "Seconds per named phase: `with timer('features'): ...`; prints each phase when `verbose`."
     def __init__(self, verbose: bool = False): self.seconds, self.verbose = {}, verbose
@@ -261,7 +281,7 @@ class PhaseTimer:
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
         if self.verbose: print(f"{name}: {self.seconds[name]:.1f} s", flush=True)
 
-# %% ../nbs/04b_pipeline.ipynb #2475a988
+# %% ../nbs/04b_pipeline.ipynb #2b4c896b
 def _toy_setup(cfg: MainJobConfig, phase: PhaseTimer, progress: bool) -> tuple:
     with phase("world"): world = make_toyworld(progress=progress) if cfg.world_root is None else load_toyworld(cfg.world_root)
     with phase("stand-ins"): standins = make_standins(world=world, progress=progress)
@@ -273,11 +293,13 @@ def _toy_setup(cfg: MainJobConfig, phase: PhaseTimer, progress: bool) -> tuple:
     models = toy_models(standins, run, methods, cfg.device, cfg.batch_size, cfg.on_error)
     return models, benches, world.root, "BioVITA stage 2", "stage2"
 
+# %% ../nbs/04b_pipeline.ipynb #1dcc8177
 def _paper_setup(cfg: MainJobConfig, phase: PhaseTimer, notes: list) -> tuple:
     with phase("benchmark"): benches = read_benchmarks(cfg.benchmark_root, cfg.n_candidates, cfg.on_error)
     with phase("models"): models = paper_models(cfg, notes)
     return models, benches, cfg.world_root, "BioVITA (release)", "biovita"
 
+# %% ../nbs/04b_pipeline.ipynb #82b4d249
 def run_main_job(cfg: MainJobConfig, progress: bool = True) -> MainJobResult:
     "The main job: benchmark, models, features, evaluation, result files, tables and figures in `cfg.out_dir`."
     if not isinstance(cfg, MainJobConfig): raise TypeError(f"run_main_job takes a MainJobConfig, not {type(cfg).__name__}")
@@ -358,4 +380,20 @@ def run_notebooks(notebooks, runs, values: dict, cwd, progress: bool = True, fla
             nbformat.write(out, dest)
         done.append((nb.name, time.perf_counter() - t0))
         log(f"  done in {done[-1][1]:.0f} s -> {dest}" + (f" ({len(held)} flagged cell(s) not run)" if held else ""))
+    return done
+
+# %% ../nbs/04b_pipeline.ipynb #5ea38eeb
+def reproduce(preset: Preset, figures, runs, nbs=None, only=None, flags=None, seed: int = 0, device="cpu",
+              batch_size: int = 64, progress: bool = True, log: Callable = print) -> list:
+    "Run the notebooks of `nbs` (tables and figures to `figures`, executed copies to `runs`), or the main job without `nbs`."
+    figures = Path(figures); figures.mkdir(parents=True, exist_ok=True)
+    if nbs is None:
+        log(f"no notebooks folder: running the main job (preset {preset}) -> {figures}")
+        run_main_job(MainJobConfig(preset=preset, out_dir=figures, seed=seed, device=device, batch_size=batch_size), progress=progress)
+        log(f"tables and figures in {figures}")
+        return []
+    values = dict(preset=preset, seed=seed, device=device, batch_size=batch_size, out_dir=str(figures))
+    done = run_notebooks(find_notebooks(nbs, only), runs, values, Path(nbs).absolute(), progress=progress,
+                         flags=default_flags(preset) if flags is None else tuple(flags), log=log)
+    log(f"ran {len(done)} notebook(s) in {sum(t for _, t in done):.0f} s; executed copies in {runs}, tables and figures in {figures}")
     return done

@@ -18,10 +18,10 @@ from .builder import DIRECTION_NAMES
 from .metrics import BenchmarkResult, error_analysis
 
 # %% auto #0
-__all__ = ['RESULT_SCHEMA', 'PAPER_SOURCE', 'PAPER_AVERAGES', 'PAPER_SSW60_MAP', 'PAPER_TABLES', 'result_record', 'save_result',
-           'load_results', 'paper_results', 'results_long', 'paper_table', 'paper_tables', 'markdown_table',
-           'write_tables', 'save_figure', 'plot_directions', 'error_analysis_frame', 'plot_error_analysis',
-           'embedding_map_frame', 'plot_embedding_map', 'plot_topk_curves']
+__all__ = ['RESULT_SCHEMA', 'PAPER_SOURCE', 'PAPER_AVERAGES', 'PAPER_TABLES', 'result_record', 'save_result', 'load_results',
+           'paper_results', 'results_long', 'paper_table', 'paper_tables', 'markdown_table', 'write_tables',
+           'save_figure', 'plot_directions', 'error_analysis_frame', 'plot_error_analysis', 'embedding_map_frame',
+           'plot_embedding_map', 'plot_topk_curves']
 
 # %% ../nbs/02f_report.ipynb #825cf033
 RESULT_SCHEMA = "biovita_nb.benchmark_result/1"
@@ -100,9 +100,6 @@ def paper_results() -> pd.DataFrame:
 PAPER_AVERAGES = {("seen", "ImageBind"): (22.8, 35.1), ("seen", "TaxaBind"): (29.1, 50.9), ("seen", "BioVITA Stage 1"): (64.3, 83.6),
                   ("seen", "BioVITA Stage 2"): (71.7, 89.2), ("unseen", "ImageBind"): (16.4, 30.2),
                   ("unseen", "BioVITA Stage 1"): (19.8, 42.0), ("unseen", "BioVITA Stage 2"): (51.9, 73.0)}
-
-# %% ../nbs/02f_report.ipynb #4e6636e0
-PAPER_SSW60_MAP = 70.47   # paper B, SSW60 audio -> image mAP (variant not stated)
 
 # %% ../nbs/02f_report.ipynb #d877e1f8
 PAPER_TABLES = {"seen": ("seen", "species"), "unseen": ("unseen", "species"), "genus": ("seen", "genus"), "family": ("seen", "family")}

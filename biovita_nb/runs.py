@@ -6,6 +6,7 @@
 from __future__ import annotations
 import contextlib
 import copy
+import functools
 import os
 import pandas as pd
 import time
@@ -15,7 +16,7 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Callable
-from .core import BadInputError, atomic_torch_save, build_once, cache_dir, config_hash, load_json, save_json
+from .core import BadInputError, TOY_MODELS, atomic_torch_save, build_once, cache_dir, config_hash, load_json, save_json
 from .corpus import Corpus, read_corpus
 from .contrastive import rank, world_size
 from .frontend import ClapFrontEnd
@@ -23,16 +24,16 @@ from .hub import load_clap, load_open_clip, model_spec, save_open_clip
 from .model import BioVITA, load_biovita, save_biovita
 from .metrics import top1
 from .standins import make_standins
-from .features import audio_encoder, biovita_audio, encode_files
+from .features import audio_encoder, biovita_audio, clap_model, encode_files, joint_model, open_clip_model
 from .train import Stage1Config, Stage2Config, TrainingSet, image_embeddings, train_stage1, train_stage2, unwrap
 
 # %% auto #0
-__all__ = ['embed_items', 'alignment_report', 'BioVITARun', 'train_biovita', 'distributed', 'export_release', 'pretrained_parts',
-           'train_stage']
+__all__ = ['joint_embeddings', 'alignment_report', 'BioVITARun', 'train_biovita', 'distributed', 'export_release',
+           'pretrained_parts', 'train_stage', 'toy_standins', 'toy_biovita', 'toy_model']
 
-# %% ../nbs/04a_runs.ipynb #b92a1cef
+# %% ../nbs/04a_runs.ipynb #5232de4d
 @torch.no_grad()
-def embed_items(model: BioVITA, corpus: Corpus, items: pd.DataFrame, modality: str, preprocess=None,
+def joint_embeddings(model: BioVITA, corpus: Corpus, items: pd.DataFrame, modality: str, preprocess=None,
                 front_end: ClapFrontEnd | None = None, device="cpu", batch_size: int = 32) -> torch.Tensor:
     "Joint-space embeddings of `items` (eval crop for audio, validation transform for images), in row order."
     model = unwrap(model).eval().to(device)
@@ -40,6 +41,7 @@ def embed_items(model: BioVITA, corpus: Corpus, items: pd.DataFrame, modality: s
     enc = audio_encoder("audio tower", partial(biovita_audio, model), (front_end or ClapFrontEnd()).to(device))
     return encode_files(enc, [corpus.path(f) for f in items.file_name], batch_size)[1]
 
+# %% ../nbs/04a_runs.ipynb #f3890b10
 def alignment_report(model: BioVITA, tokenizer: Callable, preprocess: Callable, corpus: Corpus, split: str = "test",
                      status: str = "seen", device="cpu") -> dict:
     "Species-level Top-1 of A->T, A->I and I->T on `split` items of `status` species."
@@ -49,21 +51,13 @@ def alignment_report(model: BioVITA, tokenizer: Callable, preprocess: Callable, 
     sp = corpus.species[corpus.species.species_index.isin(keep)]
     m = unwrap(model).eval()
     with torch.no_grad(): t = m.encode_text(tokenizer(list(sp.species)).to(device)).float()
-    ea, ei = embed_items(m, corpus, a, "audio", device=device), embed_items(m, corpus, i, "image", preprocess, device=device)
+    ea, ei = joint_embeddings(m, corpus, a, "audio", device=device), joint_embeddings(m, corpus, i, "image", preprocess, device=device)
     ts = sp.species_index.to_numpy()
     sa, si = a.species_index.to_numpy(), i.species_index.to_numpy()         # species-level: the nearest item's species
     return {"A->T": top1(ea, t, sa, ts), "A->I": top1(ea, ei, sa, si), "I->T": top1(ei, t, si, ts),
             "n_audio": len(a), "n_image": len(i), "n_species": len(sp)}
 
-# %% ../nbs/04a_runs.ipynb #9d0a6055
-@dataclass
-class BioVITARun:
-    root: Path
-    stage1: BioVITA
-    stage2: BioVITA
-    history: dict                  # 'stage1', 'phase1', 'phase2': lists of per-step logs
-    seconds: dict
-
+# %% ../nbs/04a_runs.ipynb #a4419711
 def _stage(model, path: Path, history_path: Path, train: Callable, meta: dict):
     if path.exists():
         load_biovita(model, path)
@@ -74,29 +68,7 @@ def _stage(model, path: Path, history_path: Path, train: Callable, meta: dict):
     save_json(history_path, hist)
     return hist, time.perf_counter() - t0
 
-def train_biovita(standins, stage1: Stage1Config | None = None, stage2: Stage2Config | None = None, root=None,
-                  device="cpu", progress: bool = False) -> BioVITARun:
-    "Stage 1 then stage 2 from the stand-ins' BioCLIP 2 and LAION CLAP; cached and resumable."
-    stage1, stage2 = stage1 or Stage1Config(), stage2 or Stage2Config()
-    key = dict(bioclip=standins.bioclip.commit, clap=standins.laion_clap.commit, world=standins.world.manifest_hash,
-               stage1=stage1, stage2=stage2)
-    root = Path(root or cache_dir("biovita", key))
-    seconds = {"stage1": 0.0, "stage2": 0.0}
-    def build(r): seconds.update(_train_stages(standins, stage1, stage2, r, key, device, progress))
-    run, _ = build_once(root, lambda r: _load_run(standins, stage1, r), build, staged=False)   # resumes from checkpoints in root
-    run.seconds = seconds
-    return run
-
-def _load_run(standins, stage1: Stage1Config, root: Path) -> BioVITARun | None:
-    "Both stages and their histories as saved in `root`, or None while any is missing (the stage-2 history is written last)."
-    files = [root / f for f in ("stage1.safetensors", "stage1_history.json", "stage2.safetensors", "stage2_history.json")]
-    if not all(f.is_file() for f in files): return None
-    m1 = BioVITA.from_pretrained_parts(copy.deepcopy(standins.bioclip.model), standins.laion_clap.model, seed=stage1.seed)
-    load_biovita(m1, files[0])
-    m2 = copy.deepcopy(m1)
-    load_biovita(m2, files[2])
-    return BioVITARun(root, m1.eval(), m2.eval(), {"stage1": load_json(files[1]), **load_json(files[3])}, {})
-
+# %% ../nbs/04a_runs.ipynb #500d3ffd
 def _train_stages(standins, stage1, stage2, root: Path, key: dict, device, progress) -> dict:
     "Train (resuming from checkpoints) and save whichever stage `root` does not hold yet; the seconds each took."
     data = TrainingSet.from_corpus(read_corpus(standins.world.root))
@@ -112,6 +84,40 @@ def _train_stages(standins, stage1, stage2, root: Path, key: dict, device, progr
         return {"phase1": r["phase1"].history, "phase2": r["phase2"].history}
     h2, s2 = _stage(m2, root / "stage2.safetensors", root / "stage2_history.json", run2, dict(meta, stage="stage2"))
     return {"stage1": s1, "stage2": s2}
+
+# %% ../nbs/04a_runs.ipynb #379e9ca8
+def _load_run(standins, stage1: Stage1Config, root: Path) -> BioVITARun | None:
+    "Both stages and their histories as saved in `root`, or None while any is missing (the stage-2 history is written last)."
+    files = [root / f for f in ("stage1.safetensors", "stage1_history.json", "stage2.safetensors", "stage2_history.json")]
+    if not all(f.is_file() for f in files): return None
+    m1 = BioVITA.from_pretrained_parts(copy.deepcopy(standins.bioclip.model), standins.laion_clap.model, seed=stage1.seed)
+    load_biovita(m1, files[0])
+    m2 = copy.deepcopy(m1)
+    load_biovita(m2, files[2])
+    return BioVITARun(root, m1.eval(), m2.eval(), {"stage1": load_json(files[1]), **load_json(files[3])}, {})
+
+# %% ../nbs/04a_runs.ipynb #fd8e74a2
+@dataclass
+class BioVITARun:
+    root: Path
+    stage1: BioVITA
+    stage2: BioVITA
+    history: dict                  # 'stage1', 'phase1', 'phase2': lists of per-step logs
+    seconds: dict
+
+# %% ../nbs/04a_runs.ipynb #6255cf8f
+def train_biovita(standins, stage1: Stage1Config | None = None, stage2: Stage2Config | None = None, root=None,
+                  device="cpu", progress: bool = False) -> BioVITARun:
+    "Stage 1 then stage 2 from the stand-ins' BioCLIP 2 and LAION CLAP; cached and resumable."
+    stage1, stage2 = stage1 or Stage1Config(), stage2 or Stage2Config()
+    key = dict(bioclip=standins.bioclip.commit, clap=standins.laion_clap.commit, world=standins.world.manifest_hash,
+               stage1=stage1, stage2=stage2)
+    root = Path(root or cache_dir("biovita", key))
+    seconds = {"stage1": 0.0, "stage2": 0.0}
+    def build(r): seconds.update(_train_stages(standins, stage1, stage2, r, key, device, progress))
+    run, _ = build_once(root, lambda r: _load_run(standins, stage1, r), build, staged=False)   # resumes from checkpoints in root
+    run.seconds = seconds
+    return run
 
 # %% ../nbs/04a_runs.ipynb #92cb0ef7
 @contextlib.contextmanager
@@ -177,3 +183,26 @@ def train_stage(stage: str, cfg, bioclip, clap, corpus, out, *, init=None, prese
             if export: log(f"release -> {export_release(model, out / f'{stage}_release', bioclip.config['model_cfg'], bioclip.config.get('preprocess_cfg'))}")
         if ws > 1: dist.barrier()
     return path
+
+# %% ../nbs/04a_runs.ipynb #7ac62a0e
+@functools.cache
+def toy_standins():
+    "`standins.make_standins()`, once per process (in-process callers, such as the CLI's `main`, reuse it)."
+    return make_standins()
+
+# %% ../nbs/04a_runs.ipynb #7b25b6a1
+@functools.cache
+def toy_biovita():
+    "The two toy BioVITA stages (`train_biovita` on the stand-ins), once per process."
+    return train_biovita(toy_standins())
+
+# %% ../nbs/04a_runs.ipynb #ef85c13d
+def toy_model(name: str, device="cpu"):
+    "The toy stand-in or trained toy BioVITA stage called `name` (one of `TOY_MODELS`), as a `features.EvalModel`."
+    if name not in TOY_MODELS: raise BadInputError(f"{name!r} is not a toy model: choose one of {', '.join(TOY_MODELS)}")
+    s = toy_standins()
+    if name == "bioclip": return open_clip_model(s.bioclip, device=device)
+    if name in ("clap", "biolingual"): return clap_model(s.laion_clap if name == "clap" else s.biolingual, device=device)
+    run = toy_biovita()
+    model = run.stage1 if name == "biovita-stage1" else run.stage2
+    return joint_model(model, s.bioclip, dict(bioclip=s.bioclip.record(), clap=s.laion_clap.record()), f"toy {name}", device=device)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import math
 import numpy as np
-import open_clip
 import pandas as pd
 import time
 import torch
@@ -16,7 +15,6 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
-from open_clip.transform import PreprocessCfg, image_transform_v2
 from safetensors.torch import load_file as safetensors_load_file, save as safetensors_dumps
 from torch import nn
 from .core import atomic_write_bytes, build_once, cache_dir, cache_lock, config_hash, load_json, provenance, save_json
@@ -25,20 +23,19 @@ from .toydesign import CALL_WORDS, F0_BANDS, FM_WORDS, HARMONIC_WORDS, SOUND_ATT
 from .toyworld import ToyWorld, make_toyworld
 from .corpus import Corpus, read_corpus
 from .media import AudioConfig, image_tensor, load_audio, onset_start
-from .contrastive import LOGIT_SCALE_BOUNDS, clip_loss, fit
+from .contrastive import clamped_scale, clip_loss, fit
 from .frontend import ClapFrontEnd
-from .hub import ClapBundle, OpenClipBundle, TEXT_ONLY_SPEC, TOY_BIOCLIP_CFG, TextOnlyBundle, TextOnlyEncoder, bioclip_preprocess_cfg, build_clap, build_open_clip, clap_audio_embeddings, clap_text_embeddings, hub_cache, load_clap, load_open_clip, load_text_only, model_spec, open_clip_image_embeddings, open_clip_text_embeddings, pooled, save_clap, save_open_clip, save_text_only, to_hub_cache, toy_clap_config, train_toy_tokenizer
+from .hub import ClapBundle, OpenClipBundle, TEXT_ONLY_SPEC, TOY_BIOCLIP_CFG, TextOnlyBundle, TextOnlyEncoder, bioclip_preprocess_cfg, bioclip_transform, build_clap, build_open_clip, clap_audio_embeddings, clap_text_embeddings, hub_cache, load_clap, load_open_clip, load_text_only, model_spec, open_clip_image_embeddings, open_clip_text_embeddings, open_clip_tokenizer, pooled, save_clap, save_open_clip, save_text_only, to_hub_cache, toy_clap_config, train_toy_tokenizer
 from .metrics import linear_probe, probe_top1, top1
 
 # %% auto #0
-__all__ = ['BIOCLIP_TEMPLATES', 'BIOLINGUAL_TEMPLATES', 'STANDINS_FORMAT', 'STANDIN_SPECS', 'REFERENCE_FILE', 'TrainSpec',
-           'StandInConfig', 'StandInData', 'standin_data', 'bioclip_transform', 'load_pixels', 'augment_pixels',
-           'clap_inputs', 'time_shift', 'epoch_batches', 'clamped_scale', 'train_contrastive', 'bioclip_texts',
-           'open_clip_tokenizer', 'train_bioclip', 'train_text_only', 'sound_captions', 'species_captions',
-           'train_clap', 'train_claps', 'calibrate', 'publish_and_load', 'reference_outputs', 'reload_differences',
-           'StandIns', 'make_standins']
+__all__ = ['BIOCLIP_TEMPLATES', 'BIOLINGUAL_TEMPLATES', 'STANDIN_SPECS', 'REFERENCE_FILE', 'STANDINS_FORMAT', 'TrainSpec',
+           'StandInConfig', 'StandInData', 'standin_data', 'load_pixels', 'augment_pixels', 'clap_inputs', 'time_shift',
+           'epoch_batches', 'train_contrastive', 'bioclip_texts', 'train_bioclip', 'train_text_only', 'sound_captions',
+           'species_captions', 'train_clap', 'train_claps', 'calibrate', 'publish_and_load', 'reference_outputs',
+           'reload_differences', 'StandIns', 'make_standins']
 
-# %% ../nbs/02g_standins.ipynb #12dcc1cd
+# %% ../nbs/02g_standins.ipynb #8188d2ac
 @dataclass(frozen=True)
 class TrainSpec:
     "How one stand-in is trained: AdamW, linear warm-up then cosine decay, shuffled epochs of `batch_size`."
@@ -48,14 +45,18 @@ class TrainSpec:
     weight_decay: float = 0.05
     warmup: float = 0.1               # share of the steps spent warming up
 
+# %% ../nbs/02g_standins.ipynb #bad07b41
+BIOCLIP_TEMPLATES = ("a photo of {}.", "{}")
+
+# %% ../nbs/02g_standins.ipynb #2a545683
+BIOLINGUAL_TEMPLATES = ("The sound of a {com}", "A {com} calling", "{com} vocalization", "The call of {sci}")
+
+# %% ../nbs/02g_standins.ipynb #4bc24003
 def _toy_bioclip_cfg() -> dict:
     "hub.TOY_BIOCLIP_CFG with a 40-token text context (the longest toy BioCLIP text has 36 tokens): half the text cost."
     cfg = copy.deepcopy(TOY_BIOCLIP_CFG)
     cfg["text_cfg"]["context_length"] = 40
     return cfg
-
-BIOCLIP_TEMPLATES = ("a photo of {}.", "{}")
-BIOLINGUAL_TEMPLATES = ("The sound of a {com}", "A {com} calling", "{com} vocalization", "The call of {sci}")
 
 @dataclass(frozen=True)
 class StandInConfig:
@@ -73,7 +74,7 @@ class StandInConfig:
     tokenizer_vocab: int = 1000
     sound_captions_per_species: int = 12                                 # distinct sound descriptions drawn per species
 
-# %% ../nbs/02g_standins.ipynb #c0e34425
+# %% ../nbs/02g_standins.ipynb #ffd94b87
 @dataclass
 class StandInData:
     "The world as the stand-ins see it: the corpus, seen and unseen species, their taxa and voices."
@@ -93,6 +94,7 @@ class StandInData:
         pos = {s: i for i, s in enumerate(species)}
         return torch.tensor([pos[s] for s in items.species], dtype=torch.long)
 
+# %% ../nbs/02g_standins.ipynb #f0667683
 def standin_data(world: ToyWorld) -> StandInData:
     "Read `world` with the data layer; phenotypes come from the world's design (no file is read for them)."
     corpus, design = read_corpus(world.root), world.design()
@@ -100,15 +102,12 @@ def standin_data(world: ToyWorld) -> StandInData:
     return StandInData(world, corpus, sorted(world.seen), sorted(world.unseen), {t.species: t for t in corpus.taxonomy},
                        dict(zip(names, design.voices)), {n: look.habitat for n, look in zip(names, design.looks)})
 
-# %% ../nbs/02g_standins.ipynb #99f5aebf
-def bioclip_transform(model_cfg: dict) -> Callable:
-    "BioCLIP 2's validation transform at the image size of `model_cfg`."
-    return image_transform_v2(PreprocessCfg(**bioclip_preprocess_cfg(model_cfg)), is_train=False)
-
+# %% ../nbs/02g_standins.ipynb #8d437153
 def load_pixels(data: StandInData, items: pd.DataFrame, transform: Callable) -> torch.Tensor:
     "Photos of `items` through `transform`, stacked (N, 3, H, W)."
     return torch.stack([image_tensor(data.corpus.path(f), transform, name=f) for f in items.file_name])
 
+# %% ../nbs/02g_standins.ipynb #d38486d8
 def augment_pixels(pixels: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     "Random flip, shift (up to 1/16 of the side) and zoom (0.87-1.1) per image, reflect-padded."
     n = len(pixels)
@@ -120,7 +119,7 @@ def augment_pixels(pixels: torch.Tensor, rng: np.random.Generator) -> torch.Tens
     grid = F.affine_grid(theta, list(pixels.shape), align_corners=False)
     return F.grid_sample(pixels, grid, padding_mode="reflection", align_corners=False)
 
-# %% ../nbs/02g_standins.ipynb #396ca1c9
+# %% ../nbs/02g_standins.ipynb #2c436c0c
 @torch.no_grad()
 def clap_inputs(data: StandInData, items: pd.DataFrame, crop: str, front_end: ClapFrontEnd | None = None,
                 cfg: AudioConfig = AudioConfig(), batch_size: int = 16) -> torch.Tensor:
@@ -136,25 +135,23 @@ def clap_inputs(data: StandInData, items: pd.DataFrame, crop: str, front_end: Cl
         waves.append(w[int(onset_start(w[None], cfg)[0]):] if crop == "onset" else w)
     return torch.cat([front_end(waves[i:i + batch_size])["input_features"] for i in range(0, len(waves), batch_size)])
 
+# %% ../nbs/02g_standins.ipynb #499b2433
 def time_shift(features: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     "Circular shift of each log-mel along time by a random number of frames."
     shifts = rng.integers(0, features.shape[2], len(features))
     return torch.stack([f.roll(int(s), dims=1) for f, s in zip(features, shifts)])
 
-# %% ../nbs/02g_standins.ipynb #ce577a26
-def _warmup_cosine(optimizer, spec: TrainSpec, steps: int):
-    warm = max(1, int(spec.warmup * steps))
-    f = lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * min(1.0, (s - warm) / max(1, steps - warm))))
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, f)
-
+# %% ../nbs/02g_standins.ipynb #ce09a45c
 def epoch_batches(n_items: int, batch_size: int, seed: int, stream: int, epoch: int) -> list:
     "Positions of `n_items` items in shuffled batches (seeded by seed, stream, epoch); batches of one item are dropped."
     perm = np.random.default_rng([seed, stream, epoch]).permutation(n_items)
     return [b for b in (perm[i:i + batch_size] for i in range(0, n_items, batch_size)) if len(b) >= 2]
 
-def clamped_scale(log_scale: torch.Tensor) -> torch.Tensor:
-    "exp of a log logit scale clamped to `LOGIT_SCALE_BOUNDS`."
-    return log_scale.clamp(*LOGIT_SCALE_BOUNDS).exp()
+# %% ../nbs/02g_standins.ipynb #5b3e6ed6
+def _warmup_cosine(optimizer, spec: TrainSpec, steps: int):
+    warm = max(1, int(spec.warmup * steps))
+    f = lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * min(1.0, (s - warm) / max(1, steps - warm))))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, f)
 
 def train_contrastive(model: nn.Module, spec: TrainSpec, n_items: int, seed: int, stream: int, loss_fn: Callable,
                       progress: bool = False) -> dict:
@@ -167,15 +164,12 @@ def train_contrastive(model: nn.Module, spec: TrainSpec, n_items: int, seed: int
     model.eval()
     return dict(loss=[h["loss"] for h in res.history], steps=res.step, seconds=res.seconds)
 
-# %% ../nbs/02g_standins.ipynb #dd5096e0
+# %% ../nbs/02g_standins.ipynb #75e3e6fd
 def bioclip_texts(taxon: Taxon, templates: Sequence[str] = BIOCLIP_TEMPLATES) -> list:
     "Every training text of `taxon`: each BioCLIP text type in each template."
     return [bioclip_text(taxon, ty, tpl) for ty in TEXT_TYPES for tpl in templates]
 
-def open_clip_tokenizer(model_cfg: dict) -> Callable:
-    "open_clip's CLIP BPE tokenizer at the context length of `model_cfg` (what `load_open_clip` returns for it)."
-    return open_clip.tokenizer.SimpleTokenizer(context_length=model_cfg["text_cfg"]["context_length"])
-
+# %% ../nbs/02g_standins.ipynb #75913a9d
 def train_bioclip(config: StandInConfig, data: StandInData, progress: bool = False) -> tuple:
     "Toy BioCLIP 2 trained on the seen species' train photos; returns (model, training log)."
     items = data.items("image", "train", data.seen)
@@ -212,18 +206,19 @@ def train_text_only(config: StandInConfig, data: StandInData, progress: bool = F
         return clip_loss(m(tokens[y, a]), m(tokens[y, b]), scale, labels=y), dict(logit_scale=float(scale.detach()))
     return model, train_contrastive(model, config.text_only, len(data.seen), config.seed, 2, loss_fn, progress)
 
-# %% ../nbs/02g_standins.ipynb #5ce3b34f
+# %% ../nbs/02g_standins.ipynb #48d146d5
 def sound_captions(data: StandInData, species: str, n: int, seed: int) -> list:
     "`n` distinct-draw sound descriptions of `species` (seeded per species)."
     rng = np.random.default_rng([seed, 3, sorted(data.taxa).index(species)])
     attrs = sound_attributes(data.voices[species], data.habitats[species])
     return [sound_caption(attrs, rng) for _ in range(n)]
 
+# %% ../nbs/02g_standins.ipynb #5b4d70c2
 def species_captions(taxon: Taxon, templates: Sequence[str] = BIOLINGUAL_TEMPLATES) -> list:
     "BioLingual-style captions of `taxon`."
     return [t.format(com=taxon.common_name, sci=taxon.species) for t in templates]
 
-# %% ../nbs/02g_standins.ipynb #e92136a1
+# %% ../nbs/02g_standins.ipynb #55f61ad7
 def train_clap(bundle: ClapBundle, spec: TrainSpec, features: torch.Tensor, labels: torch.Tensor, captions: list,
                seed: int, stream: int, progress: bool = False) -> dict:
     "Train `bundle.model` on (clip, random caption of its label) pairs; `captions[label]` lists a label's captions."
@@ -245,6 +240,7 @@ def train_clap(bundle: ClapBundle, spec: TrainSpec, features: torch.Tensor, labe
     with torch.no_grad(): bundle.model.logit_scale_a.copy_(bundle.model.logit_scale_t)     # one temperature for both directions
     return log
 
+# %% ../nbs/02g_standins.ipynb #986cc967
 def train_claps(config: StandInConfig, data: StandInData, features: torch.Tensor, labels: torch.Tensor,
                 progress: bool = False) -> tuple:
     "Toy LAION CLAP (sound descriptions), then toy BioLingual fine-tuned from it (species captions); returns both + logs."
@@ -258,7 +254,7 @@ def train_claps(config: StandInConfig, data: StandInData, features: torch.Tensor
     biolingual_log = train_clap(biolingual, config.biolingual, features, labels, names, config.seed, 4, progress)
     return laion, biolingual, laion_log, biolingual_log
 
-# %% ../nbs/02g_standins.ipynb #8f9d01e1
+# %% ../nbs/02g_standins.ipynb #d8fbc3d8
 def _attribute_alignment(bundle: ClapBundle, audio: torch.Tensor, attrs: list) -> dict:
     "Zero-shot accuracy of each sound attribute, and the majority-value share, averaged over SOUND_ATTRIBUTES."
     vocab = dict(pitch=[w for _, w in F0_BANDS], call=list(CALL_WORDS.values()), fm=list(FM_WORDS.values()),
@@ -272,6 +268,7 @@ def _attribute_alignment(bundle: ClapBundle, audio: torch.Tensor, attrs: list) -
         majority.append(float(truth.bincount().max()) / len(truth))
     return dict(accuracy=float(np.mean(acc)), majority=float(np.mean(majority)), per_attribute=dict(zip(SOUND_ATTRIBUTES, acc)))
 
+# %% ../nbs/02g_standins.ipynb #2d7775d2
 def calibrate(bioclip: OpenClipBundle, laion: ClapBundle, biolingual: ClapBundle, text_only: TextOnlyBundle,
               data: StandInData, config: StandInConfig, audio: dict) -> dict:
     "The calibration numbers of the four stand-ins; `audio` holds CLAP inputs 'train', 'test', 'unseen'."
@@ -301,8 +298,7 @@ def calibrate(bioclip: OpenClipBundle, laion: ClapBundle, biolingual: ClapBundle
         out[f"chance_{group}"] = 1 / len(species)
     return out
 
-# %% ../nbs/02g_standins.ipynb #0e5dbff9
-STANDINS_FORMAT = 1                    # bump when training changes for an unchanged config: stale caches are rebuilt
+# %% ../nbs/02g_standins.ipynb #eac568b1
 STANDIN_SPECS = dict(bioclip=model_spec("bioclip", "toy"), biolingual=model_spec("biolingual", "toy"),
                      laion_clap=model_spec("clap", "toy"), text_only=TEXT_ONLY_SPEC)
 _LOADERS = dict(bioclip=load_open_clip, biolingual=load_clap, laion_clap=load_clap, text_only=load_text_only)
@@ -321,9 +317,7 @@ def publish_and_load(root: Path) -> tuple:
         bundles[name], commits[name] = b, published
     return bundles, commits
 
-# %% ../nbs/02g_standins.ipynb #d0c3deca
-REFERENCE_FILE = "reference.safetensors"
-
+# %% ../nbs/02g_standins.ipynb #674c77bd
 @torch.no_grad()
 def reference_outputs(models: dict, inputs: dict) -> dict:
     "Embeddings of the reference inputs by each model (in-memory `nn.Module`s)."
@@ -338,6 +332,9 @@ def reference_outputs(models: dict, inputs: dict) -> dict:
                                                                      attention_mask=inputs["clap.attention_mask"])), dim=-1)
     return {k: v.float().contiguous() for k, v in out.items()}
 
+# %% ../nbs/02g_standins.ipynb #111b4827
+REFERENCE_FILE = "reference.safetensors"
+
 def reload_differences(bundles: dict, root: Path) -> dict:
     "Largest |difference| between the loaded bundles' embeddings of the reference inputs and the trained models' ones."
     ref = safetensors_load_file(str(root / REFERENCE_FILE))
@@ -346,22 +343,8 @@ def reload_differences(bundles: dict, root: Path) -> dict:
     now = reference_outputs(models, inputs)
     return {k: float((now[k] - ref[f"output.{k}"]).abs().max()) for k in now}
 
-# %% ../nbs/02g_standins.ipynb #d6d3501d
-@dataclass
-class StandIns:
-    "The four stand-ins, loaded from the hub cache, with the world they were trained on and their report."
-    world: ToyWorld
-    bioclip: OpenClipBundle          # toy BioCLIP 2       (hub.model_spec("bioclip", "toy"))
-    biolingual: ClapBundle           # toy BioLingual      (model_spec("biolingual", "toy"))
-    laion_clap: ClapBundle           # toy LAION CLAP      (model_spec("clap", "toy"))
-    text_only: TextOnlyBundle        # toy text-only encoder (TEXT_ONLY_SPEC); .encode(texts) -> L2-normalised
-    report: dict
-
-    def __repr__(self):
-        c = self.report["calibration"]
-        return (f"StandIns({self.report['config_hash']}, {'reused' if self.report['reused'] else 'trained'}: "
-                f"BioCLIP I->T {c['bioclip_i2t_sci_seen']:.0%}, BioLingual A->T {c['biolingual_a2t_species_seen']:.0%}, "
-                f"LAION CLAP A->T {c['laion_clap_a2t_species_seen']:.0%} (chance {c['chance_seen']:.0%}))")
+# %% ../nbs/02g_standins.ipynb #c5b306e6
+STANDINS_FORMAT = 1                    # bump when training changes for an unchanged config: stale caches are rebuilt
 
 def _is_complete(root: Path, chash: str, world: ToyWorld) -> dict | None:
     "The report of a finished stand-in folder for this config and world, else None."
@@ -411,6 +394,23 @@ def _train_into(folder: Path, config: StandInConfig, world: ToyWorld, progress: 
                   calibration=calibration, provenance=provenance(preset="toy", seed=config.seed))
     save_json(folder / "report.json", report)
     return report
+
+# %% ../nbs/02g_standins.ipynb #80ac6319
+@dataclass
+class StandIns:
+    "The four stand-ins, loaded from the hub cache, with the world they were trained on and their report."
+    world: ToyWorld
+    bioclip: OpenClipBundle          # toy BioCLIP 2       (hub.model_spec("bioclip", "toy"))
+    biolingual: ClapBundle           # toy BioLingual      (model_spec("biolingual", "toy"))
+    laion_clap: ClapBundle           # toy LAION CLAP      (model_spec("clap", "toy"))
+    text_only: TextOnlyBundle        # toy text-only encoder (TEXT_ONLY_SPEC); .encode(texts) -> L2-normalised
+    report: dict
+
+    def __repr__(self):
+        c = self.report["calibration"]
+        return (f"StandIns({self.report['config_hash']}, {'reused' if self.report['reused'] else 'trained'}: "
+                f"BioCLIP I->T {c['bioclip_i2t_sci_seen']:.0%}, BioLingual A->T {c['biolingual_a2t_species_seen']:.0%}, "
+                f"LAION CLAP A->T {c['laion_clap_a2t_species_seen']:.0%} (chance {c['chance_seen']:.0%}))")
 
 # %% ../nbs/02g_standins.ipynb #7058a33f
 def _resolve(config: StandInConfig | None, world: ToyWorld | None) -> tuple:

@@ -10,13 +10,14 @@ import pandas as pd
 import re
 from dataclasses import dataclass
 from typing import Iterable, Literal, Mapping
+from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['RANKS', 'Level', 'LEVELS', 'METADATA_TAXON_COLUMNS', 'TEXT_TYPES', 'BIOCLIP_TEMPLATE', 'BIOVITA_TEMPLATES', 'TRAITS',
-           'TRAIT_NAMES', 'TaxonomyError', 'clean_text', 'normalize_rank_name', 'normalize_species', 'Taxon',
-           'taxon_from_row', 'Taxonomy', 'taxon_at_level', 'same_taxon', 'level_codes', 'taxonomic_string',
-           'available_text_types', 'bioclip_text', 'biovita_tax_string', 'training_prompts', 'PromptSampler',
-           'TraitSpec', 'trait_table', 'validate_traits']
+__all__ = ['RANKS', 'Level', 'LEVELS', 'METADATA_TAXON_COLUMNS', 'TEXT_TYPES', 'BIOCLIP_TEMPLATE', 'BIOVITA_TEMPLATES',
+           'HABITATS', 'DIETS', 'TRAITS', 'TRAIT_NAMES', 'TaxonomyError', 'clean_text', 'normalize_rank_name',
+           'normalize_species', 'Taxon', 'taxon_from_row', 'Taxonomy', 'taxon_at_level', 'same_taxon', 'level_codes',
+           'taxonomic_string', 'available_text_types', 'bioclip_text', 'biovita_tax_string', 'training_prompts',
+           'PromptSampler', 'TraitSpec', 'trait_table', 'validate_traits']
 
 # %% ../nbs/00b_taxonomy.ipynb #93bf54ac
 RANKS = ("kingdom", "phylum", "class", "order", "family", "genus", "species")
@@ -124,7 +125,7 @@ def taxon_from_row(row: Mapping, source=None, row_number: int | None = None) -> 
 # %% ../nbs/00b_taxonomy.ipynb #1d194d00
 METADATA_TAXON_COLUMNS = ("scientific_name", "accepted_name", "class", "order", "family", "genus", "com")
 
-# %% ../nbs/00b_taxonomy.ipynb #40d3bf79
+# %% ../nbs/00b_taxonomy.ipynb #22a9bed5
 class Taxonomy:
     "Consistent set of taxa, indexed by species name."
     def __init__(self, taxa: Iterable[Taxon]):
@@ -142,24 +143,6 @@ class Taxonomy:
                 if seen.setdefault(c, p) != p:
                     raise TaxonomyError(f"{child} {c!r} is placed in two {parent} taxa: {seen[c]!r} and {p!r}")
 
-    @classmethod
-    def from_frame(cls, df: pd.DataFrame, source=None) -> "Taxonomy":
-        "Parse every row of a BioVITA-style metadata frame (row numbers in errors are 1-based file lines after the header)."
-        missing = {"family", "genus"} - set(df.columns)
-        if not ({"scientific_name", "accepted_name"} & set(df.columns)) or missing:
-            raise TaxonomyError(f"{source or 'metadata'}: needs columns scientific_name or accepted_name, plus "
-                                f"family and genus; found {list(df.columns)}")
-        cols = [c for c in ("kingdom", "phylum", *METADATA_TAXON_COLUMNS) if c in df.columns]
-        records = df[cols].drop_duplicates()
-        taxa, where = [], {}
-        for i, row in zip(records.index, records.to_dict("records")):
-            t = taxon_from_row(row, source=source, row_number=i + 2 if isinstance(i, (int, np.integer)) else None)
-            if t.species in where and where[t.species][1] != t:
-                raise TaxonomyError(f"{source or 'metadata'}: species {t.species!r} is described differently on rows "
-                                    f"{where[t.species][0]} and {i + 2}: {where[t.species][1]} vs {t}")
-            where.setdefault(t.species, (i + 2, t)); taxa.append(t)
-        return cls(taxa)
-
     def __len__(self): return len(self.taxa)
     def __iter__(self): return iter(self.taxa.values())
     def __contains__(self, species): return species in self.taxa
@@ -171,6 +154,26 @@ class Taxonomy:
         return sorted({t.at(level) for t in self.taxa.values() if t.at(level)})
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame([dict(zip(RANKS, t.lineage()), common_name=t.common_name) for t in self.taxa.values()])
+
+# %% ../nbs/00b_taxonomy.ipynb #ceef29c7
+@patch(cls_method=True)
+def from_frame(cls: Taxonomy, df: pd.DataFrame, source=None) -> Taxonomy:
+    "Parse every row of a BioVITA-style metadata frame (row numbers in errors are 1-based file lines after the header)."
+    missing = {"family", "genus"} - set(df.columns)
+    if not ({"scientific_name", "accepted_name"} & set(df.columns)) or missing:
+        raise TaxonomyError(f"{source or 'metadata'}: needs columns scientific_name or accepted_name, plus "
+                            f"family and genus; found {list(df.columns)}")
+    cols = [c for c in ("kingdom", "phylum", *METADATA_TAXON_COLUMNS) if c in df.columns]
+    records = df[cols].drop_duplicates()
+    taxa, where = [], {}
+    for i, row in zip(records.index, records.to_dict("records")):
+        line = i + 2 if isinstance(i, (int, np.integer)) else None          # a frame read from a file has a 0..n-1 index
+        t = taxon_from_row(row, source=source, row_number=line)
+        if t.species in where and where[t.species][1] != t:
+            raise TaxonomyError(f"{source or 'metadata'}: species {t.species!r} is described differently on rows "
+                                f"{where[t.species][0]} and {line}: {where[t.species][1]} vs {t}")
+        where.setdefault(t.species, (line, t)); taxa.append(t)
+    return cls(taxa)
 
 # %% ../nbs/00b_taxonomy.ipynb #453de3ed
 def taxon_at_level(taxon: Taxon, level: Level) -> str:
@@ -252,14 +255,14 @@ class TraitSpec:
     values: tuple
     description: str = ""
 
-# %% ../nbs/00b_taxonomy.ipynb #7cc0310a
+# %% ../nbs/00b_taxonomy.ipynb #7ffa898f
 _B = (False, True)
-_HABITATS = ("forest", "grassland", "wetland", "freshwater", "marine", "desert", "mountain", "urban")
-_DIETS = ("insectivore", "carnivore", "piscivore", "herbivore", "frugivore", "nectarivore", "granivore", "omnivore")
+HABITATS = ("forest", "grassland", "wetland", "freshwater", "marine", "desert", "mountain", "urban")
+DIETS = ("insectivore", "carnivore", "piscivore", "herbivore", "frugivore", "nectarivore", "granivore", "omnivore")
 
 TRAITS: tuple = (
-    *[TraitSpec(f"habitat_{h}", "habitat", "binary", _B, f"occurs in {h} habitat") for h in _HABITATS],
-    *[TraitSpec(f"diet_{d}", "diet", "binary", _B, f"diet includes a {d} component") for d in _DIETS],
+    *[TraitSpec(f"habitat_{h}", "habitat", "binary", _B, f"occurs in {h} habitat") for h in HABITATS],
+    *[TraitSpec(f"diet_{d}", "diet", "binary", _B, f"diet includes a {d} component") for d in DIETS],
     *[TraitSpec(f"activity_{a}", "activity", "binary", _B, f"active when {a}") for a in ("diurnal", "nocturnal", "crepuscular")],
     TraitSpec("migratory", "movement", "binary", _B, "seasonal long-distance movements"),
     TraitSpec("range_size", "movement", "ordinal", ("restricted", "regional", "continental", "cosmopolitan"), "geographic range"),

@@ -25,14 +25,11 @@ def write_csv(path, rows: list, header: Sequence[str] | None = None) -> Path:
     pd.DataFrame(rows, columns=header).to_csv(path, index=False)
     return path
 
-# %% ../nbs/00c_testing.ipynb #dc46056d
+# %% ../nbs/00c_testing.ipynb #beec83f3
 FIXTURE_SPECIES = (("Corvus corax", "Common Raven", "Corvidae", "Passeriformes", "Aves", "seen"),
                    ("Corvus corone", "Carrion Crow", "Corvidae", "Passeriformes", "Aves", "seen"),
                    ("Parus major", "Great Tit", "Paridae", "Passeriformes", "Aves", "seen"),
                    ("Bufo bufo", "Common Toad", "Bufonidae", "Anura", "Amphibia", "unseen"))
-AUDIO_KINDS = (("wav", 22_050, 1, "PCM_16"), ("flac", 44_100, 2, "PCM_24"), ("ogg", 48_000, 1, "VORBIS"),
-               ("mp3", 44_100, 2, "MPEG_LAYER_III"), ("wav", 8_000, 1, "FLOAT"))
-IMAGE_KINDS = (("png", "RGB"), ("jpg", "L"), ("png", "RGBA"), ("png", "P"), ("jpg", "CMYK"), ("png", "I;16"))
 
 # %% ../nbs/00c_testing.ipynb #4358fdf6
 def tone(sr, seconds, freq, onset_s=0.1, channels=1, amp=0.5) -> np.ndarray:
@@ -40,6 +37,10 @@ def tone(sr, seconds, freq, onset_s=0.1, channels=1, amp=0.5) -> np.ndarray:
     t = np.arange(int(sr * seconds)) / sr
     x = amp * np.sin(2 * np.pi * freq * t) * (t >= onset_s)
     return np.repeat(x[:, None], channels, 1).astype(np.float32)
+
+# %% ../nbs/00c_testing.ipynb #96a955b6
+AUDIO_KINDS = (("wav", 22_050, 1, "PCM_16"), ("flac", 44_100, 2, "PCM_24"), ("ogg", 48_000, 1, "VORBIS"),
+               ("mp3", 44_100, 2, "MPEG_LAYER_III"), ("wav", 8_000, 1, "FLOAT"))
 
 # %% ../nbs/00c_testing.ipynb #2681db7f
 def fixture_image(mode: str, seed: int, size: int = 24) -> Image.Image:
@@ -51,11 +52,15 @@ def fixture_image(mode: str, seed: int, size: int = 24) -> Image.Image:
     if mode == "RGBA": return Image.fromarray(np.dstack([rgb, np.full((size, size), 128, np.uint8)]))
     return img.convert(mode)
 
-# %% ../nbs/00c_testing.ipynb #6f09e035
+# %% ../nbs/00c_testing.ipynb #3bd5f31a
+IMAGE_KINDS = (("png", "RGB"), ("jpg", "L"), ("png", "RGBA"), ("png", "P"), ("jpg", "CMYK"), ("png", "I;16"))
+
+# %% ../nbs/00c_testing.ipynb #e832da15
 def _taxon_columns(s) -> dict:
     return dict(scientific_name=s[0], accepted_name=s[0], **{"class": s[4]}, order=s[3], family=s[2],
                 genus=s[0].split()[0], com=s[1])
 
+# %% ../nbs/00c_testing.ipynb #f144c6fe
 def _trait_str(v) -> str: return str(v).lower() if isinstance(v, bool) else str(v)
 
 # %% ../nbs/00c_testing.ipynb #b855c2c6

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 from dataclasses import dataclass, field
 from scipy.special import ndtr
-from .taxonomy import validate_traits
+from .taxonomy import DIETS, HABITATS, validate_traits
 
 # %% auto #0
-__all__ = ['LATENT_DIMS', 'HABITATS', 'PATTERNS', 'RHYTHMS', 'FM_SHAPES', 'F0_BANDS', 'CALL_WORDS', 'FM_WORDS', 'HARMONIC_WORDS',
+__all__ = ['LATENT_DIMS', 'PATTERNS', 'RHYTHMS', 'FM_SHAPES', 'F0_BANDS', 'CALL_WORDS', 'FM_WORDS', 'HARMONIC_WORDS',
            'BACKGROUND_WORDS', 'SOUND_ATTRIBUTES', 'ToyWorldConfig', 'describe_config', 'pseudo_latin_stem',
            'order_name', 'family_name', 'genus_name', 'epithet_name', 'latent_uniforms', 'VisualPhenotype',
            'visual_phenotype', 'AcousticPhenotype', 'acoustic_phenotype', 'trait_projection', 'derive_traits',
@@ -23,10 +23,10 @@ def _knob(default, help: str):
     "A config field with a one-line meaning, shown by `describe_config`."
     return field(default=default, metadata={"help": help})
 
-# %% ../nbs/01_toydesign.ipynb #5d8a623e
+# %% ../nbs/01_toydesign.ipynb #9ea38f64
 @dataclass(frozen=True)
-class ToyWorldConfig:
-    "Everything that defines a synthetic world; its hash names the cache folder."
+class _TreeKnobs:
+    "The tree, its latent traits and the items per species."
     seed: int = _knob(0, "seed of every random draw in the world")
     # the tree
     classes: tuple = _knob(("Aves", "Amphibia", "Insecta"), "classes (real names; every taxon below them is invented)")
@@ -46,6 +46,11 @@ class ToyWorldConfig:
     unseen_audio_per_species: int = _knob(5, "recordings per unseen species (all test)")
     unseen_images_per_species: int = _knob(6, "photos per unseen species (all test)")
     test_fraction: float = _knob(0.3, "share of a seen species' items in the test split")
+
+# %% ../nbs/01_toydesign.ipynb #f84ab9e1
+@dataclass(frozen=True)
+class _MediaKnobs(_TreeKnobs):
+    "How photos and recordings vary."
     # photos
     image_size: int = _knob(64, "side of the square photos, pixels (iNat-style photos are 1.25 x wider)")
     png_fraction: float = _knob(0.3, "share of PNG photos; the rest are JPEG")
@@ -69,6 +74,11 @@ class ToyWorldConfig:
     snr_db: tuple = _knob((32.0, 68.0), "call peak over background-noise rms, dB, uniform per recording")
     peak_level: tuple = _knob((0.1, 0.8), "peak amplitude of a recording (recorder gain)")
     max_calls: int = _knob(5, "a recording holds 1..max_calls calls, the first at a random onset")
+
+# %% ../nbs/01_toydesign.ipynb #67998df8
+@dataclass(frozen=True)
+class ToyWorldConfig(_MediaKnobs):
+    "Everything that defines a synthetic world; its hash names the cache folder."
     # soundscapes
     n_soundscapes: int = _knob(30, "soundscape clips")
     soundscape_s: float = _knob(5.0, "soundscape length, seconds")
@@ -173,8 +183,7 @@ class VisualPhenotype:
     body_length: float; body_ratio: float; tail_length: float; head_size: float
     body_hsv: tuple; accent_hsv: tuple; pattern: str; pattern_freq: float; habitat: str
 
-# %% ../nbs/01_toydesign.ipynb #e58fc59e
-HABITATS = ("forest", "grassland", "wetland", "freshwater", "marine", "desert", "mountain", "urban")
+# %% ../nbs/01_toydesign.ipynb #7dc2aa34
 PATTERNS = ("plain", "spotted", "striped", "barred")
 
 def visual_phenotype(u: dict) -> VisualPhenotype:
@@ -226,9 +235,7 @@ def trait_projection(config: ToyWorldConfig) -> np.ndarray:
 # %% ../nbs/01_toydesign.ipynb #a0e570aa
 def _ordinal(x, edges, values): return values[int(np.searchsorted(edges, x))]
 
-# %% ../nbs/01_toydesign.ipynb #f96fcf12
-_DIETS = ("insectivore", "carnivore", "piscivore", "herbivore", "frugivore", "nectarivore", "granivore", "omnivore")
-
+# %% ../nbs/01_toydesign.ipynb #0bcbe62a
 def derive_traits(z_std: np.ndarray, look: VisualPhenotype, voice: AcousticPhenotype, klass: str, proj: np.ndarray) -> dict:
     "The 34 trait labels of one species from its standardised latent, phenotypes and class."
     s = proj @ z_std
@@ -237,7 +244,7 @@ def derive_traits(z_std: np.ndarray, look: VisualPhenotype, voice: AcousticPheno
     size = float(z_std[LATENT_DIMS.index("size")])
     u = latent_uniforms(z_std, 1.0)
     rec = {f"habitat_{h}": bool(h == look.habitat or sc > 1.3) for h, sc in zip(HABITATS, hab)}
-    rec.update({f"diet_{d}": bool(i == int(np.argmax(diet)) or sc > 1.2) for i, (d, sc) in enumerate(zip(_DIETS, diet))})
+    rec.update({f"diet_{d}": bool(i == int(np.argmax(diet)) or sc > 1.2) for i, (d, sc) in enumerate(zip(DIETS, diet))})
     day = {"Aves": 0.8, "Amphibia": -0.8}.get(klass, 0.0)                     # birds mostly diurnal, frogs nocturnal
     rec["activity_diurnal"] = bool(act[0] + day > -0.3)
     rec["activity_nocturnal"] = bool(act[1] - day > 0.3 or not rec["activity_diurnal"])

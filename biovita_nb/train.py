@@ -24,10 +24,10 @@ from .features import encode_files, open_clip_encoders
 
 # %% auto #0
 __all__ = ['TEXT_TRAINABLE', 'Stage1Config', 'Stage2Config', 'linear_ramp', 'LossGate', 'Phase2Weights', 'phase2_weights',
-           'phase2_loss', 'unwrap', 'AudioFeatureSource', 'prompt_cache', 'image_embeddings', 'audio_late_prefixes',
-           'set_trainable', 'params_with', 'TrainingSet', 'freeze_norm_stats', 'train_stage1', 'train_stage2']
+           'phase2_loss', 'unwrap', 'AudioFeatureSource', 'prompt_cache', 'image_embeddings', 'set_trainable',
+           'params_with', 'audio_late_prefixes', 'TrainingSet', 'freeze_norm_stats', 'train_stage1', 'train_stage2']
 
-# %% ../nbs/04_train.ipynb #fb2ff9f2
+# %% ../nbs/04_train.ipynb #ef20aa82
 @dataclass(frozen=True)
 class Stage1Config:
     "Stage 1 (ATC): BioCLIP 2 frozen; CLAP audio model + adapter + logit scale trained on audio-text pairs."
@@ -44,6 +44,7 @@ class Stage1Config:
     positives: str = pt(paper="pairs", toy="species")      # "pairs": labels = arange (paper); "species": same-species positives
     seed: int = 0
 
+# %% ../nbs/04_train.ipynb #236ca612
 @dataclass(frozen=True)
 class Stage2Config:
     "Stage 2: warm start from stage 1; phase 1 (L_AT + L_AI), phase 2 (text tower unfrozen, gated L_AI and L_IT)."
@@ -87,7 +88,7 @@ def linear_ramp(step: int, ramp_steps: int, max_value: float) -> float:
     if ramp_steps <= 0: return max_value
     return max_value * min(max(step, 0), ramp_steps) / ramp_steps
 
-# %% ../nbs/04_train.ipynb #10ff5c67
+# %% ../nbs/04_train.ipynb #3fe8455e
 @dataclass
 class LossGate:
     "Switches the auxiliary losses off while EMA(L_AT) drifts above its baseline."
@@ -125,12 +126,11 @@ class LossGate:
     def threshold(self) -> float | None:
         "L_AT above which the hinge penalty applies (None until the baseline is known)."
         return None if self.baseline is None else self.baseline * (1 + self.on_below)
-
     def state_dict(self) -> dict: return asdict(self)
     def load_state_dict(self, sd: dict):
         for k, v in sd.items(): setattr(self, k, v)
 
-# %% ../nbs/04_train.ipynb #a343381a
+# %% ../nbs/04_train.ipynb #0a3b2d1d
 @dataclass(frozen=True)
 class Phase2Weights:
     ai: float
@@ -138,6 +138,7 @@ class Phase2Weights:
     hinge: float
     threshold: float | None
 
+# %% ../nbs/04_train.ipynb #b36e8a26
 def phase2_weights(step: int, gate_on: bool, gate: LossGate, cfg: Stage2Config) -> Phase2Weights:
     "Loss weights of phase 2 at `step` (steps counted from the start of phase 2)."
     on = 1.0 if gate_on else 0.0
@@ -145,16 +146,18 @@ def phase2_weights(step: int, gate_on: bool, gate: LossGate, cfg: Stage2Config) 
                          it=on * linear_ramp(step, cfg.ramp_steps_it, cfg.lambda_max_it),
                          hinge=cfg.hinge_weight if gate.threshold is not None else 0.0, threshold=gate.threshold)
 
+# %% ../nbs/04_train.ipynb #3abe97ed
 def phase2_loss(l_at, l_ai, l_it, w: Phase2Weights):
     "Combine the three pair losses of phase 2 with weights `w`."
     hinge = (l_at - w.threshold).clamp(min=0) if w.threshold is not None else l_at * 0
     return l_at + w.ai * l_ai + w.it * l_it + w.hinge * hinge
 
-# %% ../nbs/04_train.ipynb #5ae02714
+# %% ../nbs/04_train.ipynb #7ad6ef9a
 def unwrap(model: nn.Module) -> nn.Module:
     "The module inside a DDP wrapper (or the model itself)."
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
+# %% ../nbs/04_train.ipynb #a5cbce3b
 class AudioFeatureSource:
     "Log-mel features of training clips, batched on `device`, with a seeded random 10 s crop per (epoch, clip)."
     def __init__(self, corpus: Corpus, items: pd.DataFrame, front_end: ClapFrontEnd, seed: int = 0,
@@ -192,13 +195,14 @@ class AudioFeatureSource:
         feats = [self.fixed.get(int(r.id)) or fresh[int(r.id)] for r in rows]
         return {k: torch.stack([f[k] for f in feats]) for k in feats[0]}
 
-# %% ../nbs/04_train.ipynb #89b1495f
+# %% ../nbs/04_train.ipynb #04bff17d
 def prompt_cache(model: BioVITA, tokenizer: Callable, taxa: Sequence[Taxon], device="cpu", batch_size: int = 256) -> TextEmbeddingCache:
     "Joint-space embeddings of every BioVITA training prompt of `taxa`, encoded once by the frozen text tower."
     texts = [p for t in taxa for p in training_prompts(t)]
     model = unwrap(model)
     return TextEmbeddingCache.build(lambda b: model.encode_text(tokenizer(b).to(device)), texts, batch_size)
 
+# %% ../nbs/04_train.ipynb #2bf4872d
 @torch.no_grad()
 def image_embeddings(model: BioVITA, preprocess: Callable, corpus: Corpus, items: pd.DataFrame, device="cpu",
                      batch_size: int = 64) -> torch.Tensor:
@@ -207,17 +211,7 @@ def image_embeddings(model: BioVITA, preprocess: Callable, corpus: Corpus, items
     enc = open_clip_encoders("image tower", unwrap(model).oc_model.eval(), preprocess, None, batch_size)["image"]
     return encode_files(enc, [corpus.path(f) for f in items.file_name], batch_size)[1].to(device)
 
-# %% ../nbs/04_train.ipynb #96328875
-TEXT_TRAINABLE = ("oc_model.transformer.", "oc_model.token_embedding.")
-
-def audio_late_prefixes(model: BioVITA) -> tuple:
-    "CLAP projection, final norm and last block: the audio parameters phase 2 unfreezes."
-    enc = unwrap(model).clap_audio.audio_model.audio_encoder
-    last_stage = len(enc.layers) - 1
-    last_block = len(enc.layers[last_stage].blocks) - 1
-    return ("clap_audio.audio_projection.", "clap_audio.audio_model.audio_encoder.norm.",
-            f"clap_audio.audio_model.audio_encoder.layers.{last_stage}.blocks.{last_block}.")
-
+# %% ../nbs/04_train.ipynb #72a4ab09
 def set_trainable(model: nn.Module, prefixes: Sequence[str]) -> list:
     "requires_grad = True exactly for parameters whose name starts with one of `prefixes`; returns their names."
     names = []
@@ -226,10 +220,23 @@ def set_trainable(model: nn.Module, prefixes: Sequence[str]) -> list:
         if p.requires_grad: names.append(n)
     return names
 
+# %% ../nbs/04_train.ipynb #d997b9b6
+TEXT_TRAINABLE = ("oc_model.transformer.", "oc_model.token_embedding.")
+
+# %% ../nbs/04_train.ipynb #e75cfb32
 def params_with(model: nn.Module, prefixes: Sequence[str]) -> list:
     return [p for n, p in unwrap(model).named_parameters() if any(n.startswith(pre) for pre in prefixes)]
 
-# %% ../nbs/04_train.ipynb #24bc9071
+# %% ../nbs/04_train.ipynb #b6844feb
+def audio_late_prefixes(model: BioVITA) -> tuple:
+    "CLAP projection, final norm and last block: the audio parameters phase 2 unfreezes."
+    enc = unwrap(model).clap_audio.audio_model.audio_encoder
+    last_stage = len(enc.layers) - 1
+    last_block = len(enc.layers[last_stage].blocks) - 1
+    return ("clap_audio.audio_projection.", "clap_audio.audio_model.audio_encoder.norm.",
+            f"clap_audio.audio_model.audio_encoder.layers.{last_stage}.blocks.{last_block}.")
+
+# %% ../nbs/04_train.ipynb #f3dde8be
 @dataclass
 class TrainingSet:
     corpus: Corpus
@@ -245,11 +252,13 @@ class TrainingSet:
     def train_taxa(self) -> list:
         return [self.taxa[i] for i in sorted(set(self.audio.species_index) | set(self.image.species_index))]
 
+# %% ../nbs/04_train.ipynb #a9ab68ad
 def _global_batches(plan: np.ndarray, batch_per_device: int, epoch: int) -> list:
     "Cut an epoch plan into global batches of `batch_per_device * world_size` (last partial batch dropped)."
     b = batch_per_device * world_size()
     return [dict(epoch=epoch, rows=plan[i:i + b]) for i in range(0, len(plan) - b + 1, b)]
 
+# %% ../nbs/04_train.ipynb #de592569
 def _local(rows: np.ndarray, batch_per_device: int) -> np.ndarray:
     "This rank's contiguous slice of a global batch (so that gathering restores the global order)."
     return rows[rank() * batch_per_device:(rank() + 1) * batch_per_device]
@@ -260,13 +269,15 @@ def freeze_norm_stats(model: nn.Module):
     for m in unwrap(model).clap_audio.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm): m.eval()
 
-# %% ../nbs/04_train.ipynb #1a11e53d
+# %% ../nbs/04_train.ipynb #4956c115
 def _prompts_for(data: TrainingSet, sampler: PromptSampler, rows: np.ndarray, epoch: int, items: pd.DataFrame) -> list:
     return [sampler(data.taxa[int(s)], epoch, int(i)) for s, i in zip(items.species_index.to_numpy()[rows], items.id.to_numpy()[rows])]
 
+# %% ../nbs/04_train.ipynb #b3ae9eff
 def _labels(items: pd.DataFrame, rows: np.ndarray, positives: str):
     return torch.as_tensor(items.species_index.to_numpy()[rows]) if positives == "species" else None
 
+# %% ../nbs/04_train.ipynb #80527231
 def train_stage1(model: BioVITA, tokenizer: Callable, data: TrainingSet, cfg: Stage1Config, folder,
                  front_end: ClapFrontEnd | None = None, device="cpu", progress: bool = False, ckpt_every: int = 25,
                  wrap: Callable[[nn.Module], nn.Module] | None = None, on_step=None) -> FitResult:
@@ -301,7 +312,7 @@ def train_stage1(model: BioVITA, tokenizer: Callable, data: TrainingSet, cfg: St
     res.front_end_clips = audio.front_end_clips
     return res
 
-# %% ../nbs/04_train.ipynb #982e3cb7
+# %% ../nbs/04_train.ipynb #0a483a2e
 def _triplet_batches(data: TrainingSet, cfg: Stage2Config, epoch: int) -> list:
     from biovita_nb.sampling import stage2_triplets
     t = stage2_triplets(data.audio.species_index.to_numpy(), data.image.species_index.to_numpy(), cfg.seed, epoch,
@@ -310,21 +321,16 @@ def _triplet_batches(data: TrainingSet, cfg: Stage2Config, epoch: int) -> list:
     return [dict(epoch=epoch, audio=t.audio.to_numpy()[i:i + b], image=t.image.to_numpy()[i:i + b])
             for i in range(0, len(t) - b + 1, b)]
 
-def train_stage2(model: BioVITA, tokenizer: Callable, preprocess: Callable, data: TrainingSet, cfg: Stage2Config,
-                 folder, front_end: ClapFrontEnd | None = None, device="cpu", progress: bool = False,
-                 ckpt_every: int = 25, wrap: Callable[[nn.Module], nn.Module] | None = None, on_step=None) -> dict:
-    "Stage 2, phases 1 and 2, on `data`; checkpoints in `folder`/phase{1,2} (each resumes)."
-    seed_everything(cfg.seed)
-    model.to(device)
-    wrap = wrap or (lambda m: m)
-    bpd, folder = cfg.batch_size_per_device, Path(folder)
+# %% ../nbs/04_train.ipynb #91b3d566
+def _stage2_batch(model: BioVITA, tokenizer: Callable, preprocess: Callable, data: TrainingSet, cfg: Stage2Config,
+                  front_end: ClapFrontEnd | None, device) -> Callable:
+    "`common(net, batch, text_tokens)` -> (A, I, T, labels, scale) of a triplet batch; the inputs prepared once."
+    bpd = cfg.batch_size_per_device
     unwrap(model).eval()
     prompts = prompt_cache(model, tokenizer, data.train_taxa(), device)
     images = image_embeddings(model, preprocess, data.corpus, data.image, device)
     audio = AudioFeatureSource(data.corpus, data.audio, front_end or ClapFrontEnd(), cfg.seed, device=device).precompute()
     sampler = PromptSampler(cfg.seed)
-    batches = lambda epoch: _triplet_batches(data, cfg, epoch)
-
     def common(net, batch, text_tokens=False):
         freeze_norm_stats(net)
         rows_a, rows_i = batch["audio"], batch["image"]
@@ -337,8 +343,12 @@ def train_stage2(model: BioVITA, tokenizer: Callable, preprocess: Callable, data
             out = net(audio=feats); T = prompts(texts).to(device)
         A, I = gather_with_grad(out["audio"]), images[torch.as_tensor(rows_i)].to(device)
         return A, I, T, _labels(data.audio, rows_a, cfg.positives), unwrap(net).logit_scale()
+    return common
 
-    # phase 1
+# %% ../nbs/04_train.ipynb #dee21648
+def _phase1(model: BioVITA, wrap: Callable, common: Callable, batches: Callable, cfg: Stage2Config, folder: Path,
+            **kw) -> FitResult:
+    "Phase 1: the CLAP audio model, adapter and logit scale train on 0.8 L_AT + 0.2 L_AI."
     set_trainable(model, ("clap_audio.", "audio_adapter.", "logit_scale."))
     net = wrap(model)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.phase1_lr,
@@ -348,37 +358,56 @@ def train_stage2(model: BioVITA, tokenizer: Callable, preprocess: Callable, data
         l_at, l_ai = clip_loss(A, T, s, y), clip_loss(A, I, s, y)
         loss = cfg.phase1_weight_at * l_at + cfg.phase1_weight_ai * l_ai
         return loss * ddp_loss_scale(), dict(l_at=float(l_at.detach()), l_ai=float(l_ai.detach()), logit_scale=float(s.detach()))
-    p1 = fit(net, opt, loss1, batches, cfg.phase1_epochs, device=device, grad_clip=cfg.grad_clip,
-             checkpointer=Checkpointer(folder / "phase1"), ckpt_every=ckpt_every, amp=cfg.amp, progress=progress, on_step=on_step)
+    return fit(net, opt, loss1, batches, cfg.phase1_epochs, grad_clip=cfg.grad_clip, checkpointer=Checkpointer(folder),
+               amp=cfg.amp, **kw)
 
-    # phase 2
-    late_audio = audio_late_prefixes(model)
-    if Checkpointer(folder / "phase2").latest() is None: unwrap(model).logit_scale.reset_(cfg.logit_scale_reset)
-    set_trainable(model, TEXT_TRAINABLE + late_audio + ("audio_adapter.", "logit_scale."))
-    net = wrap(model)
+# %% ../nbs/04_train.ipynb #4899a7f0
+def _phase2_optimizer(model: BioVITA, cfg: Stage2Config, late_audio: tuple) -> tuple:
+    "(AdamW over the text tower, adapter + scale and late audio groups; the late audio parameters)."
     text_p, audio_p = params_with(model, TEXT_TRAINABLE), params_with(model, late_audio)
     opt = torch.optim.AdamW([dict(params=text_p, lr=cfg.text_lr, weight_decay=cfg.text_weight_decay),
                              dict(params=params_with(model, ("audio_adapter.", "logit_scale.")), lr=cfg.adapter_lr),
                              dict(params=audio_p, lr=cfg.audio_lr)],
                             lr=cfg.adapter_lr, weight_decay=cfg.weight_decay, betas=cfg.betas)
-    gate = LossGate.from_config(cfg)
-    scale_param = unwrap(model).logit_scale.log_scale
+    return opt, audio_p
 
+# %% ../nbs/04_train.ipynb #b6a903b4
+def _phase2(model: BioVITA, wrap: Callable, common: Callable, batches: Callable, cfg: Stage2Config, folder: Path,
+            **kw) -> FitResult:
+    "Phase 2: text tower, adapter, late audio layers (from `audio_unfreeze_step`); gated L_AI and L_IT, hinge on L_AT."
+    late_audio = audio_late_prefixes(model)
+    if Checkpointer(folder).latest() is None: unwrap(model).logit_scale.reset_(cfg.logit_scale_reset)
+    set_trainable(model, TEXT_TRAINABLE + late_audio + ("audio_adapter.", "logit_scale."))
+    net = wrap(model)
+    opt, audio_p = _phase2_optimizer(model, cfg, late_audio)
+    gate, scale_param = LossGate.from_config(cfg), unwrap(model).logit_scale.log_scale
     def frozen_by_schedule(step):
         if step < cfg.audio_unfreeze_step:
             for p in audio_p: p.grad = None
         if step < cfg.logit_scale_frozen_until: scale_param.grad = None
-
     def loss2(net, batch, step):
         A, I, T, y, s = common(net, batch, text_tokens=True)
         l_at, l_ai, l_it = clip_loss(A, T, s, y), clip_loss(A, I, s, y), clip_loss(I, T, s, y)
         on = gate.update(float(l_at.detach()))
         w = phase2_weights(step, on, gate, cfg)
-        loss = phase2_loss(l_at, l_ai, l_it, w)
-        return loss * ddp_loss_scale(), dict(l_at=float(l_at.detach()), l_ai=float(l_ai.detach()), l_it=float(l_it.detach()),
-                                             gate=on, lambda_ai=w.ai, lambda_it=w.it, logit_scale=float(s.detach()))
-    p2 = fit(net, opt, loss2, batches, cfg.phase2_epochs, device=device, grad_clip=cfg.grad_clip,
-             checkpointer=Checkpointer(folder / "phase2"), ckpt_every=ckpt_every, amp=cfg.amp, progress=progress,
-             state_fn=gate.state_dict, load_state_fn=gate.load_state_dict, before_step=frozen_by_schedule, on_step=on_step)
+        return phase2_loss(l_at, l_ai, l_it, w) * ddp_loss_scale(), dict(
+            l_at=float(l_at.detach()), l_ai=float(l_ai.detach()), l_it=float(l_it.detach()), gate=on, lambda_ai=w.ai,
+            lambda_it=w.it, logit_scale=float(s.detach()))
+    return fit(net, opt, loss2, batches, cfg.phase2_epochs, grad_clip=cfg.grad_clip, checkpointer=Checkpointer(folder),
+               amp=cfg.amp, state_fn=gate.state_dict, load_state_fn=gate.load_state_dict, before_step=frozen_by_schedule, **kw)
+
+# %% ../nbs/04_train.ipynb #fe2f0cc4
+def train_stage2(model: BioVITA, tokenizer: Callable, preprocess: Callable, data: TrainingSet, cfg: Stage2Config,
+                 folder, front_end: ClapFrontEnd | None = None, device="cpu", progress: bool = False,
+                 ckpt_every: int = 25, wrap: Callable[[nn.Module], nn.Module] | None = None, on_step=None) -> dict:
+    "Stage 2, phases 1 and 2, on `data`; checkpoints in `folder`/phase{1,2} (each resumes)."
+    seed_everything(cfg.seed)
+    model.to(device)
+    wrap, folder = wrap or (lambda m: m), Path(folder)
+    common = _stage2_batch(model, tokenizer, preprocess, data, cfg, front_end, device)
+    batches = lambda epoch: _triplet_batches(data, cfg, epoch)
+    kw = dict(device=device, ckpt_every=ckpt_every, progress=progress, on_step=on_step)
+    p1 = _phase1(model, wrap, common, batches, cfg, folder / "phase1", **kw)
+    p2 = _phase2(model, wrap, common, batches, cfg, folder / "phase2", **kw)
     set_trainable(model, ())
     return dict(phase1=p1, phase2=p2)

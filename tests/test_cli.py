@@ -128,7 +128,7 @@ def _weights(path):
 def _start_weights():
     "The weights stage 1 starts from: the toy stand-ins' BioCLIP 2 + LAION CLAP, adapter seeded 0."
     import copy
-    from biovita_nb.cli import toy_standins
+    from biovita_nb.runs import toy_standins
     from biovita_nb.model import BioVITA
     s = toy_standins()
     return BioVITA.from_pretrained_parts(copy.deepcopy(s.bioclip.model), s.laion_clap.model, seed=0).state_dict()

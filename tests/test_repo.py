@@ -73,3 +73,9 @@ def test_flagged_cells_are_skipped_unless_asked(tmp_path):
         path.unlink()
     assert plain.returncode == 0, plain.stderr
     assert flagged.returncode != 0 and "slow cell ran" in flagged.stderr + flagged.stdout
+
+
+def test_notebooks_and_modules_meet_the_shape_bars():
+    "tools/nbstats.py --check: module sizes, notebook order, cell sizes, every exported definition demonstrated."
+    r = subprocess.run([sys.executable, "tools/nbstats.py", "--check"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-3000:]

@@ -75,29 +75,11 @@ def select(nbs: list[Path], only: str | None) -> list[Path]:
 # ----------------------------------------------------------------------------------------------
 # Executing notebooks (papermill or execnb), skipping cells flagged as nbdev_test skips them
 
-def test_flags() -> set[str]:
-    from nbdev.config import get_config
-    return set(get_config().get("tst_flags", "").split())
-
-
-def _flag_of(source: str, flags: set[str]) -> str | None:
-    for line in source.splitlines():
-        m = re.match(r"\s*#\|\s*(\w+)\s*$", line)
-        if m and m.group(1) in flags: return m.group(1)
-        if line.strip() and not line.lstrip().startswith("#"): return None
-    return None
-
-
-def execute(src: Path, dst: Path, engine: str = "papermill", skip_flags: set[str] = frozenset(),
-            timeout: int = 1200) -> None:
+def execute(src: Path, dst: Path, engine: str = "papermill", run_flags=frozenset(), timeout: int = 1200) -> None:
     "Run notebook `src` with cwd nbs/ (as nbdev_test does) and write it with outputs to `dst`."
     import nbformat
-    nb = nbformat.read(src, as_version=4)
-    skipped = {}
-    for i, c in enumerate(nb.cells):   # cells flagged slow/gpu/hub are shown but not run (like nbdev_test)
-        if c.cell_type == "code" and (flag := _flag_of(c.source, skip_flags)):
-            skipped[i] = c.source
-            c.source = f"# not run for the docs: #| {flag} cell"
+    from biovita_nb.pipeline import without_flagged
+    nb, held = without_flagged(src, run_flags)   # cells flagged slow/gpu/hub are shown but not run (like nbdev_test)
     with tempfile.TemporaryDirectory(prefix="docs_exec_") as tmp:
         tmp_in = Path(tmp) / src.name
         nbformat.write(nb, tmp_in)
@@ -114,7 +96,8 @@ def execute(src: Path, dst: Path, engine: str = "papermill", skip_flags: set[str
             if r.returncode: raise RuntimeError(f"execnb failed on {src.name}:\n{r.stderr[-4000:]}")
         else: raise ValueError(f"engine must be papermill or execnb, not {engine!r}")
     out = nbformat.read(dst, as_version=4)
-    for i, source in skipped.items(): out.cells[i].source, out.cells[i].outputs = source, []
+    for c in out.cells:
+        if c.get("id") in held: c.source, c.outputs = held[c.id], []
     nbformat.write(out, dst)
 
 
@@ -563,13 +546,12 @@ def build(out: Path, notebooks: list[Path], runs: Path | None = None, do_execute
     if save_runs: save_runs.mkdir(parents=True, exist_ok=True)
     pages: list[Page] = []
     failed: list[str] = []
-    skip = test_flags() - set(flags or ())
     try:
         for nb_path in notebooks:
             t = time.time()
             if do_execute:
                 dst = (save_runs or work) / nb_path.name
-                try: execute(nb_path, dst, engine=engine, skip_flags=skip)
+                try: execute(nb_path, dst, engine=engine, run_flags=set(flags or ()))
                 except Exception as e:
                     msg = f"{nb_path.name}: execution failed: {str(e)[-2000:]}"
                     if not keep_going: raise SystemExit(msg) from e

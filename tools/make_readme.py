@@ -2,10 +2,15 @@
 blocks with their text outputs). nbdev_readme needs quarto, which is not installable
 everywhere; this gives the same README without it.
 
+A code cell marked `#| echo: false` that shows a file of the repository
+(`Markdown(Path("../figures/table_seen.md").read_text())`) is replaced by that file's content, read
+now: the README's results come from `figures/`, so the CI sync check catches a README that no
+longer matches the committed results.
+
     python tools/make_readme.py           # write README.md
     python tools/make_readme.py --check   # exit 1 if README.md is out of date
 """
-import json, sys
+import json, re, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,6 +24,10 @@ def render(nb_path=ROOT / "nbs" / "index.ipynb") -> str:
             parts.append(src)
             continue
         if src.lstrip().startswith("#| hide") or not src: continue
+        shown = re.search(r'Path\("([^"]+)"\)\.read_text\(\)', src)
+        if "#| echo: false" in src and shown:
+            parts.append((Path(nb_path).parent / shown.group(1)).read_text().strip("\n"))
+            continue
         code = "\n".join(l for l in src.splitlines() if not l.startswith("#|"))
         parts.append(f"```python\n{code}\n```")
         for out in cell.get("outputs", []):
