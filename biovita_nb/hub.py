@@ -396,7 +396,7 @@ def _cached_commit(repo_id: str, revision: str, cache_dir=None) -> str | None:
     p = try_to_load_from_cache(repo_id, "config.json", cache_dir=cache_dir, revision=revision)
     return Path(p).parent.name if isinstance(p, str) else None
 
-# %% ../nbs/02b_hub.ipynb #f37be0fa
+# %% ../nbs/02b_hub.ipynb #671b9331
 @dataclass(frozen=True)
 class ModelSource:
     "Where one pretrained model is loaded from: a hub repo at a revision, or a local folder."
@@ -427,5 +427,5 @@ class ModelSource:
         raise TypeError(f"a model source is a ModelSource or a folder path, not a {type(value).__name__}")
 
     def load_kwargs(self) -> dict:
-        "Keyword arguments of the `models.load_*` functions."
+        "Keyword arguments of the `hub.load_*` functions."
         return dict(revision=self.revision, cache_dir=self.cache_dir, local_files_only=self.local_files_only)

@@ -120,7 +120,7 @@ def error_analysis(result: BenchmarkResult) -> pd.DataFrame:
         rows.append(dict(split=result.name, direction="all", **error_shares(allq, result.lineage)))
     return pd.DataFrame(rows)
 
-# %% ../nbs/02e_metrics.ipynb #f9c26d67
+# %% ../nbs/02e_metrics.ipynb #1d697818
 @dataclass
 class RetrievalResult:
     "Per-query open-gallery metrics and what was skipped."
@@ -131,7 +131,7 @@ class RetrievalResult:
         "mAP, R@k and nDCG (%) averaged over the scored queries."
         cols = [c for c in self.queries.columns if c == "ap" or c.startswith(("r@", "ndcg@"))]
         out = {("mAP" if c == "ap" else c): float(100 * self.queries[c].mean()) for c in cols}
-        return dict(**out, queries=len(self.queries), skipped=len([i for i in self.skips.items if i.reason != "missing_gallery_feature"]))
+        return dict(**out, queries=len(self.queries), skipped=sum(str(i.item).startswith("query ") for i in self.skips.items))
 
 # %% ../nbs/02e_metrics.ipynb #cba41f41
 def _usable_rows(f: Features, on_error, report, what) -> np.ndarray:
