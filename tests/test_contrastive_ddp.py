@@ -56,6 +56,7 @@ def worker(rank, world, port, out):
             sl = slice(rank * n, (rank + 1) * n)
             opt.zero_grad(); loss_on(model, x[sl], y[sl], labels).backward(); opt.step()
         if rank == 0: torch.save(model.module.state_dict(), out)
+        dist.barrier()              # no rank tears gloo down while its peer still talks to it
     finally:
         dist.destroy_process_group()
 

@@ -57,6 +57,7 @@ def _ddp_worker(rank, world_size, port, world_root, run_dir):
         fx.train_stage1(model, tokenizer, fx.training_set(world_root), cfg, Path(run_dir) / f"rank{rank}", wrap=wrap,
                         ckpt_every=1000)
         if rank == 0: torch.save(model.state_dict(), Path(run_dir) / "ddp.pt")
+        dist.barrier()              # no rank tears gloo down while its peer still talks to it
     finally:
         dist.destroy_process_group()
 
