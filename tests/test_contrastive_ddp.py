@@ -1,14 +1,16 @@
 "Two gloo processes with gathered embeddings give the single-process gradient step of the same global batch."
-import os, socket
+import sys
+from pathlib import Path
 
-import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import nn
 
 from biovita_nb.contrastive import clip_loss, ddp_loss_scale, gather_with_grad
+
+sys.path.insert(0, str(Path(__file__).parent))
+from gloo import run_gloo
+
 GLOBAL_BATCH, DIM, STEPS = 8, 6, 3
 
 
@@ -44,31 +46,20 @@ def single_process():
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
-def worker(rank, world, port, out):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    try:
-        model = nn.parallel.DistributedDataParallel(make_model())
-        opt = torch.optim.SGD(model.parameters(), lr=0.5)
-        n = GLOBAL_BATCH // world
-        for step in range(STEPS):
-            x, y, labels = data(step)
-            sl = slice(rank * n, (rank + 1) * n)
-            opt.zero_grad(); loss_on(model, x[sl], y[sl], labels).backward(); opt.step()
-        if rank == 0: torch.save(model.module.state_dict(), out)
-        dist.barrier()              # no rank tears gloo down while its peer still talks to it
-    finally:
-        dist.destroy_process_group()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+def worker(rank, world, out):
+    model = nn.parallel.DistributedDataParallel(make_model())
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    n = GLOBAL_BATCH // world
+    for step in range(STEPS):
+        x, y, labels = data(step)
+        sl = slice(rank * n, (rank + 1) * n)
+        opt.zero_grad(); loss_on(model, x[sl], y[sl], labels).backward(); opt.step()
+    if rank == 0: torch.save(model.module.state_dict(), out)
 
 
 def test_two_gloo_ranks_match_one_process(tmp_path):
     out = tmp_path / "ddp.pt"
-    mp.spawn(worker, args=(2, free_port(), str(out)), nprocs=2, join=True)
+    run_gloo(worker, 2, str(out))
     ddp, ref = torch.load(out), single_process()
     for k in ref:
         # float32 all-reduce sums in another order than one process: allow rounding, nothing more

@@ -1,14 +1,13 @@
 "Stage-1 training: SIGKILL mid-epoch + resume is exact; two gloo ranks equal one process with the same global batch."
-import os, signal, socket, subprocess, sys, time
+import signal, subprocess, sys, time
 from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
 sys.path.insert(0, str(Path(__file__).parent))
 import train_fixtures as fx
+from gloo import run_gloo
 
 SCRIPT = Path(__file__).parent / "train_fixtures.py"
 
@@ -41,25 +40,14 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(world, tmp_path):
     for k in ref: assert torch.equal(ref[k], resumed[k]), k
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
-
-
-def _ddp_worker(rank, world_size, port, world_root, run_dir):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world_size)
-    try:
-        torch.set_num_threads(1)
-        model, tokenizer = fx.tiny_biovita()
-        wrap = lambda m: torch.nn.parallel.DistributedDataParallel(m)
-        cfg = fx.Stage1Config(**{**fx.STAGE1, "epochs": 2, "batch_size_per_device": 8})
-        fx.train_stage1(model, tokenizer, fx.training_set(world_root), cfg, Path(run_dir) / f"rank{rank}", wrap=wrap,
-                        ckpt_every=1000)
-        if rank == 0: torch.save(model.state_dict(), Path(run_dir) / "ddp.pt")
-        dist.barrier()              # no rank tears gloo down while its peer still talks to it
-    finally:
-        dist.destroy_process_group()
+def _ddp_worker(rank, world_size, world_root, run_dir):
+    torch.set_num_threads(1)
+    model, tokenizer = fx.tiny_biovita()
+    wrap = lambda m: torch.nn.parallel.DistributedDataParallel(m)
+    cfg = fx.Stage1Config(**{**fx.STAGE1, "epochs": 2, "batch_size_per_device": 8})
+    fx.train_stage1(model, tokenizer, fx.training_set(world_root), cfg, Path(run_dir) / f"rank{rank}", wrap=wrap,
+                    ckpt_every=1000)
+    if rank == 0: torch.save(model.state_dict(), Path(run_dir) / "ddp.pt")
 
 
 def _relative_update_difference(a: dict, b: dict, start: dict) -> float:
@@ -70,7 +58,7 @@ def _relative_update_difference(a: dict, b: dict, start: dict) -> float:
 
 
 def test_two_gloo_ranks_match_one_process(world, tmp_path):
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(world), str(tmp_path)), nprocs=2, join=True)
+    run_gloo(_ddp_worker, 2, str(world), str(tmp_path))
     torch.set_num_threads(1)
     def single(seed):
         model, tokenizer = fx.tiny_biovita()
