@@ -20,7 +20,7 @@ from .core import OnError, SkipReport, atomic_torch_save, build_once, build_thre
 from .taxonomy import BIOCLIP_TEMPLATE, TEXT_TYPES, Taxon, available_text_types, bioclip_text
 from .corpus import read_corpus
 from .media import AudioConfig, MediaError, record_media_error
-from .formats import read_ssw60
+from .ssw60 import read_ssw60
 from .sampling import SpeciesBalancedSampler, audio_clip, item_generator
 from .contrastive import Checkpointer, LogitScale, TextEmbeddingCache, clip_loss, fit
 from .frontend import ClapFrontEnd

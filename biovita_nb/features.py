@@ -134,9 +134,12 @@ def item_taxa(bench: BenchmarkFolder, modality: str, level: str = "species") -> 
     s = pd.concat(parts)
     return s[~s.index.duplicated()]
 
-# %% ../nbs/02i_features.ipynb #15125271
-def item_table(bench: BenchmarkFolder, modality: str, media_root) -> pd.DataFrame:
+# %% ../nbs/02i_features.ipynb #3858749d
+def item_table(bench: BenchmarkFolder, modality: str, media_root=None) -> pd.DataFrame:
     "id, path (absolute), species of every `modality` item of `bench`; an error if none of the files is there."
+    media_root = bench.media_root or media_root
+    if media_root is None: raise BadInputError(f"benchmark {bench.name!r}: its file_path entries are relative to a data root; "
+                                               "pass world_root (the folder they are relative to)")
     idx = bench.indices[modality]
     ids = idx.id.astype(np.int64).to_numpy()
     paths = [str(Path(media_root) / p) for p in idx.file_path]

@@ -24,44 +24,46 @@ from .contrastive import LOGIT_SCALE_INIT
 from .frontend import ClapFrontEndConfig
 
 # %% auto #0
-__all__ = ['MODEL_SPECS', 'OPEN_CLIP_WEIGHTS', 'TOY_BIOCLIP_CFG', 'CLIP_MEAN', 'CLIP_STD', 'TEXT_ONLY_SPEC', 'TEXT_ONLY_CONFIG',
-           'TEXT_ONLY_WEIGHTS', 'ModelSpec', 'model_spec', 'hub_cache', 'parse_source', 'hub_offline',
-           'resolve_model_dir', 'to_hub_cache', 'OpenClipBundle', 'load_open_clip', 'build_open_clip',
-           'bioclip_preprocess_cfg', 'bioclip_transform', 'open_clip_tokenizer', 'save_open_clip',
+__all__ = ['MODEL_SPECS', 'DATASET_SPECS', 'OPEN_CLIP_WEIGHTS', 'TOY_BIOCLIP_CFG', 'CLIP_MEAN', 'CLIP_STD', 'TEXT_ONLY_SPEC',
+           'TEXT_ONLY_CONFIG', 'TEXT_ONLY_WEIGHTS', 'ModelSpec', 'model_spec', 'hub_cache', 'DatasetSpec',
+           'parse_source', 'hub_offline', 'resolve_model_dir', 'to_hub_cache', 'OpenClipBundle', 'load_open_clip',
+           'build_open_clip', 'bioclip_preprocess_cfg', 'bioclip_transform', 'open_clip_tokenizer', 'save_open_clip',
            'open_clip_image_embeddings', 'open_clip_text_embeddings', 'TextOnlyEncoder', 'TextOnlyBundle',
            'save_text_only', 'load_text_only', 'ClapBundle', 'pooled', 'toy_clap_config', 'train_toy_tokenizer',
            'build_clap', 'clap_audio_embeddings', 'clap_text_embeddings', 'save_clap', 'load_clap', 'ModelSource']
 
-# %% ../nbs/02b_hub.ipynb #eee47db5
+# %% ../nbs/02b_hub.ipynb #39586f36
 @dataclass(frozen=True)
 class ModelSpec:
     "One pretrained model: its hub repo, pinned revision, the preset it serves and what it is for."
     name: str                                   # registry key, e.g. 'bioclip-2'
-    library: Literal["open_clip", "clap"]
+    library: Literal["open_clip", "clap", "biovita_release"]
     hub_id: str                                 # 'org/name' on the Hugging Face hub
     revision: str                               # a 40-hex commit (pinned) or a branch name
     preset: Preset
-    role: Literal["bioclip", "clap", "biolingual"]
+    role: Literal["bioclip", "clap", "biolingual", "biovita"]
 
     @property
     def pinned(self) -> bool: return re.fullmatch(r"[0-9a-f]{40}", self.revision) is not None
     @property
     def source(self) -> str: return f"hf-hub:{self.hub_id}"
 
-# %% ../nbs/02b_hub.ipynb #f3a0a90d
+# %% ../nbs/02b_hub.ipynb #95a0fb02
 MODEL_SPECS: dict = {s.name: s for s in [
-    ModelSpec("bioclip-2", "open_clip", "imageomics/bioclip-2", "main", "paper", "bioclip"),
+    ModelSpec("bioclip-2", "open_clip", "imageomics/bioclip-2", "2957b322090f9cb17ae72c71981c7218a28d81e0", "paper", "bioclip"),
     ModelSpec("clap-htsat-unfused", "clap", "laion/clap-htsat-unfused", "8fa0f1c6d0433df6e97c127f64b2a1d6c0dcda8a", "paper", "clap"),
     ModelSpec("biolingual", "clap", "davidrrobinson/BioLingual", "main", "paper", "biolingual"),
+    ModelSpec("biovita", "biovita_release", "risashinoda/BioVITA", "64aea8edfcc846842a167944f4a5a052d932d0b4", "paper", "biovita"),
     ModelSpec("toy-bioclip-2", "open_clip", "biovita-toy/bioclip-2", "main", "toy", "bioclip"),
     ModelSpec("toy-clap-htsat-unfused", "clap", "biovita-toy/clap-htsat-unfused", "main", "toy", "clap"),
     ModelSpec("toy-biolingual", "clap", "biovita-toy/biolingual", "main", "toy", "biolingual"),
 ]}
 
 def model_spec(role: str, preset: Preset = "toy") -> ModelSpec:
-    "The registered model that plays `role` ('bioclip', 'clap', 'biolingual') under `preset`."
+    "The registered model that plays `role` ('bioclip', 'clap', 'biolingual'; 'biovita': paper only) under `preset`."
     hits = [s for s in MODEL_SPECS.values() if s.role == role and s.preset == preset]
-    if len(hits) != 1: raise KeyError(f"no model for role={role!r}, preset={preset!r}; roles are 'bioclip', 'clap', 'biolingual'")
+    if len(hits) != 1: raise KeyError(f"no model for role={role!r}, preset={preset!r}; roles are 'bioclip', 'clap', "
+                                      "'biolingual' and (paper) 'biovita'")
     return hits[0]
 
 # %% ../nbs/02b_hub.ipynb #2f09c18f
@@ -69,6 +71,24 @@ def hub_cache(spec: ModelSpec | None = None) -> Path | None:
     "Hub cache folder for `spec`: the package cache for toy stand-ins, `None` (the user's HF cache) for real models."
     if spec is not None and spec.preset == "paper": return None
     return cache_root() / "hub"
+
+# %% ../nbs/02b_hub.ipynb #4dd33bff
+@dataclass(frozen=True)
+class DatasetSpec:
+    "One dataset repo on the hub: its id, pinned revision and what it holds."
+    name: str
+    hub_id: str
+    revision: str
+    holds: str
+
+    @property
+    def source(self) -> str: return f"hf-hub:{self.hub_id}"
+
+# %% ../nbs/02b_hub.ipynb #e9e6e778
+DATASET_SPECS: dict = {s.name: s for s in [
+    DatasetSpec("biovita", "risashinoda/BioVITA", "6d8ad01ac05228738c2f9b88e3670465017f2ea3",
+                "the benchmark (test/: seen species, unseen/: unseen species, with their media) and train/metadata.csv"),
+]}
 
 # %% ../nbs/02b_hub.ipynb #95fccf8f
 def parse_source(source) -> tuple[str, str]:
@@ -88,43 +108,45 @@ def hub_offline(local_files_only: bool | None = None) -> bool:
     from huggingface_hub import constants
     return bool(constants.HF_HUB_OFFLINE)
 
-# %% ../nbs/02b_hub.ipynb #b478d61f
+# %% ../nbs/02b_hub.ipynb #d002fc78
 def _check_revision(repo_id: str, revision: str | None):
     if not revision: raise ValueError(f"hub model {repo_id!r} needs a revision: pass a commit hash (see MODEL_SPECS)")
     if not re.fullmatch(r"[0-9a-f]{40}", revision):
         warnings.warn(f"{repo_id}@{revision}: revision is a branch, not a commit; the resolved commit is recorded")
 
 def resolve_model_dir(source, revision: str | None = None, cache_dir=None, local_files_only: bool | None = None,
-                      allow_patterns: Sequence[str] | None = None) -> tuple[Path, str | None]:
-    "Local folder with the files of `source` at `revision`, and the commit it resolved to (`None` for local folders)."
+                      allow_patterns: Sequence[str] | None = None, repo_type: str = "model") -> tuple[Path, str | None]:
+    """Local folder with the files of `source` (a model repo, or a dataset repo with `repo_type="dataset"`) at `revision`,
+    and the commit it resolved to (`None` for local folders)."""
     kind, ident = parse_source(source)
     if kind == "local":
         path = Path(ident).expanduser()
-        if not path.is_dir(): raise FileNotFoundError(f"model folder {path} does not exist")
+        if not path.is_dir(): raise FileNotFoundError(f"{repo_type} folder {path} does not exist")
         return path, None
     from huggingface_hub import snapshot_download
     _check_revision(ident, revision)
     try:
         path = Path(snapshot_download(ident, revision=revision, cache_dir=cache_dir, allow_patterns=allow_patterns,
-                                      local_files_only=hub_offline(local_files_only)))
+                                      local_files_only=hub_offline(local_files_only), repo_type=repo_type))
     except Exception as e:
-        raise FileNotFoundError(f"{ident}@{revision} is not in the hub cache {cache_dir or '(default HF cache)'} and the hub "
-                                f"cannot be reached ({type(e).__name__}); download it once with network, or build it "
-                                f"with `to_hub_cache`") from e
+        raise FileNotFoundError(f"{repo_type} {ident}@{revision} is not in the hub cache {cache_dir or '(default HF cache)'} and "
+                                f"the hub cannot be reached ({type(e).__name__}); download it once with network, or build "
+                                f"it with `to_hub_cache`") from e
     return path, path.name
 
-# %% ../nbs/02b_hub.ipynb #75ad8c8b
+# %% ../nbs/02b_hub.ipynb #faee85d2
 def _folder_commit(folder: Path) -> str:
     h = hashlib.sha1()
     for p in sorted(q for q in folder.rglob("*") if q.is_file()):
         h.update(p.relative_to(folder).as_posix().encode()); h.update(hashlib.sha256(p.read_bytes()).digest())
     return h.hexdigest()
 
-def to_hub_cache(folder, repo_id: str, cache_dir, revision: str | None = None, branch: str = "main") -> str:
-    "Copy the files of `folder` into the hub-cache layout for `repo_id`; returns the commit (content hash unless given)."
+def to_hub_cache(folder, repo_id: str, cache_dir, revision: str | None = None, branch: str = "main",
+                 repo_type: str = "model") -> str:
+    "Copy the files of `folder` into the hub-cache layout for `repo_id` (a `repo_type` repo); returns the commit (content hash unless given)."
     folder = Path(folder)
     commit = revision or _folder_commit(folder)
-    repo = Path(cache_dir) / f"models--{repo_id.replace('/', '--')}"
+    repo = Path(cache_dir) / f"{repo_type}s--{repo_id.replace('/', '--')}"
     snap = repo / "snapshots" / commit
     snap.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{commit}.", suffix=".tmp", dir=snap.parent))   # unique: publishers may run at once
@@ -396,7 +418,7 @@ def _cached_commit(repo_id: str, revision: str, cache_dir=None) -> str | None:
     p = try_to_load_from_cache(repo_id, "config.json", cache_dir=cache_dir, revision=revision)
     return Path(p).parent.name if isinstance(p, str) else None
 
-# %% ../nbs/02b_hub.ipynb #671b9331
+# %% ../nbs/02b_hub.ipynb #1247ccd3
 @dataclass(frozen=True)
 class ModelSource:
     "Where one pretrained model is loaded from: a hub repo at a revision, or a local folder."
@@ -413,10 +435,11 @@ class ModelSource:
             raise FileNotFoundError(f"model folder {ident} does not exist; download the model there or give its hub id")
 
     @classmethod
-    def registered(cls, role: str, preset: Preset = "paper") -> "ModelSource":
-        "The model registered in `hub.MODEL_SPECS` for `role` ('bioclip', 'clap', 'biolingual')."
+    def registered(cls, role: str, preset: Preset = "paper", cache_dir=None) -> "ModelSource":
+        """The model registered in `hub.MODEL_SPECS` for `role` ('bioclip', 'clap', 'biolingual', 'biovita'), looked up in
+        `cache_dir` (None: the package cache for toy stand-ins, the user's Hugging Face cache for paper models)."""
         spec = model_spec(role, preset)
-        cache = hub_cache(spec)
+        cache = hub_cache(spec) if cache_dir is None else cache_dir
         return cls(spec.source, spec.revision, None if cache is None else str(cache))
 
     @classmethod

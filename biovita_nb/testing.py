@@ -120,23 +120,41 @@ def make_corpus_fixture(root, plant_bad: bool = False) -> Path:
     write_csv(root / "metadata/image.csv", image)
     return root
 
-# %% ../nbs/00c_testing.ipynb #34178082
+# %% ../nbs/00c_testing.ipynb #c52628c5
 SSW60_FIXTURE_TABLES = ("audio_ml", "images_nabirds", "images_inat")
+_GLOSS = {"Corvidae": "Crows, Jays, and Magpies", "Paridae": "Tits, Chickadees, and Titmice", "Bufonidae": "True Toads"}
 
-def make_ssw60_fixture(root, n_species: int = 3) -> Path:
-    "A tiny SSW60-style folder: `taxa.csv` and three asset tables with their files."
+# %% ../nbs/00c_testing.ipynb #836a3a68
+def _ssw60_asset(table: str, label: int, k: int, split: str) -> tuple:
+    "(asset id, its table row) of fixture asset `k` of `table`."
+    if table == "audio_ml":
+        asset = 100_000 + k
+        return asset, dict(asset_id=asset, label=label, split=split, samplerate=22_050, channels=1, samples=6615, duration_seconds=0.3)
+    if table == "images_nabirds":
+        asset = f"{k:08x}" * 4                                   # 32 hex digits, as NABirds' ids
+        return asset, dict(asset_id=asset, label=label, split=split, height=48, width=48, channels=3, photographer=f"Photographer {k}")
+    asset = 2_000_000 + k
+    return asset, dict(asset_id=asset, label=label, split=split, height=48, width=48, channels=3, rights_holder=f"user{k}",
+                       license_id=1)
+
+# %% ../nbs/00c_testing.ipynb #868be781
+def make_ssw60_fixture(root, n_species: int = 3, missing_nabirds_jpg: bool = False) -> Path:
+    "A tiny SSW60 folder in the released schema: `taxa.csv` and three asset tables with their files."
     root = Path(root)
-    write_csv(root / "taxa.csv", [dict(label=i, scientific_name=s[0], common_name=s[1], family=s[2], genus=s[0].split()[0])
+    write_csv(root / "taxa.csv", [dict(label=i, species_code=s[1].lower().replace(" ", "")[:6], inat_taxon_id=7000 + i,
+                                       inat2021_label=3000 + i, nabirds_labels=f"{50 + i} {450 + i}", common_name=s[1],
+                                       scientific_name=s[0], family=f"{s[2]} ({_GLOSS[s[2]]})", order=s[3])
                                   for i, s in enumerate(FIXTURE_SPECIES[:n_species])])
     for t in SSW60_FIXTURE_TABLES:
+        splits = ["train", "test"] + (["val"] if t == "images_inat" else [])
         rows = []
-        for k in range(2 * n_species):
-            ext = "wav" if t == "audio_ml" else "jpg"
-            fn = f"{t}/{t[:3]}{k:03d}.{ext}"
-            (root / fn).parent.mkdir(parents=True, exist_ok=True)
-            if ext == "wav": sf.write(root / fn, tone(22_050, 0.3, 800 + 200 * (k % n_species)), 22_050)
-            else: fixture_image("RGB", k).save(root / fn)
-            rows.append(dict(asset_id=f"{t[:3]}{k:03d}", label=k % n_species, split="train" if k < n_species else "test", file_name=fn))
+        for k in range(len(splits) * n_species):
+            asset, row = _ssw60_asset(t, k % n_species, k, splits[k // n_species])
+            fn = root / t / f"{asset}.{'wav' if t == 'audio_ml' else 'jpg'}"
+            fn.parent.mkdir(parents=True, exist_ok=True)
+            if t == "audio_ml": sf.write(fn, tone(22_050, 0.3, 800 + 200 * (k % n_species)), 22_050)
+            elif not (missing_nabirds_jpg and t == "images_nabirds" and k == 1): fixture_image("RGB", k).save(fn)
+            rows.append(row)
         write_csv(root / f"{t}.csv", rows)
     return root
 
