@@ -78,6 +78,17 @@ def _smoke_soundfile():
     buf.seek(0)
     assert sf.read(buf)[0].shape == (160,)
 
+# %% ../nbs/00a_env.ipynb #fc17ff1e
+def _smoke_av():
+    import io, av, numpy as np
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream("aac", rate=16_000, layout="mono")
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1_024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 16_000
+        for packet in [*stream.encode(frame), *stream.encode(None)]: out.mux(packet)
+    with av.open(io.BytesIO(buf.getvalue())) as c: assert sum(f.samples for f in c.decode(audio=0)) >= 1_024
+
 # %% ../nbs/00a_env.ipynb #94f1b33c
 def _smoke_numba():
     import numba
@@ -91,11 +102,12 @@ class StackPackage:
     module: str
     smoke: object
 
-# %% ../nbs/00a_env.ipynb #834dde98
+# %% ../nbs/00a_env.ipynb #34381db6
 STACK = (StackPackage("numpy", "numpy", lambda: None), StackPackage("torch", "torch", _smoke_torch),
          StackPackage("torchaudio", "torchaudio", _smoke_torchaudio), StackPackage("torchvision", "torchvision", _smoke_torchvision),
          StackPackage("open-clip-torch", "open_clip", _smoke_open_clip), StackPackage("transformers", "transformers", _smoke_transformers),
-         StackPackage("soundfile", "soundfile", _smoke_soundfile), StackPackage("numba", "numba", _smoke_numba))
+         StackPackage("soundfile", "soundfile", _smoke_soundfile), StackPackage("av", "av", _smoke_av),
+         StackPackage("numba", "numba", _smoke_numba))
 
 # %% ../nbs/00a_env.ipynb #03b00bb0
 @dataclass
