@@ -359,7 +359,7 @@ class Benchmarks(dict):
         self.unavailable = dict(unavailable or {})
     def __repr__(self): return f"Benchmarks({list(self)}; unavailable: {list(self.unavailable) or 'none'})"
 
-# %% ../nbs/01d_formats.ipynb #b36c1843
+# %% ../nbs/01d_formats.ipynb #0c3b6743
 def read_benchmarks(root, n_candidates: int | None = None, on_error: OnError = "raise") -> Benchmarks:
     "Read every benchmark split at `root` (`n_candidates`: the count every row must have); splits without task rows are unavailable."
     found, unavailable = {}, {}
@@ -367,7 +367,8 @@ def read_benchmarks(root, n_candidates: int | None = None, on_error: OnError = "
         try: found[s] = read_benchmark(p, on_error=on_error, n_candidates=n_candidates, name=s)
         except BenchmarkUnavailable as e: unavailable[s] = str(e)
     if not found: raise BenchmarkUnavailable(f"{root}: no benchmark split can be scored: " + "; ".join(unavailable.values()))
-    for b in found.values(): b.handled["unavailable_split"] = len(unavailable)
+    for b in found.values():
+        if unavailable: b.handled["unavailable_split"] = len(unavailable)
     return Benchmarks(found, unavailable)
 
 # %% ../nbs/01d_formats.ipynb #98225488

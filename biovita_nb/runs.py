@@ -135,13 +135,18 @@ def distributed(device: str = "cpu"):
     try: yield device, (lambda m: torch.nn.parallel.DistributedDataParallel(m, device_ids=[local] if cuda else None))
     finally: dist.destroy_process_group()
 
-# %% ../nbs/04a_runs.ipynb #79716ecb
-def export_release(model: BioVITA, folder, model_cfg: dict, preprocess_cfg: dict | None = None) -> Path:
-    "Write `model` as an open_clip repo + `clap_weights.pth` in `folder`."
+# %% ../nbs/04a_runs.ipynb #7ea3c019
+def export_release(model: BioVITA, folder, model_cfg: dict, preprocess_cfg: dict | None = None, *, clap) -> Path:
+    """Write `model` as an open_clip repo + `clap_weights.pth` in `folder`; `clap`: the transformers `ClapModel` its audio
+    tower came from, whose other weights complete `clap_audio` to a whole `ClapModel` state dict."""
     folder = Path(folder)
     m = unwrap(model)
+    full, audio = clap.state_dict(), m.clap_audio.state_dict()
+    foreign = sorted(set(audio) - set(full))
+    if foreign: raise ValueError(f"the audio tower has weights the given ClapModel lacks ({foreign[:3]}); pass the ClapModel it came from")
     save_open_clip(m.oc_model, folder, model_cfg, preprocess_cfg)
-    atomic_torch_save({"clap_audio": m.clap_audio.state_dict(), "audio_adapter": m.audio_adapter.state_dict(),
+    atomic_torch_save({"clap_audio": {k: audio.get(k, v).detach().clone() for k, v in full.items()},
+                       "audio_adapter": m.audio_adapter.state_dict(),
                        "logit_scale": m.logit_scale.log_scale.detach().clone()}, folder / "clap_weights.pth")
     return folder
 
@@ -155,7 +160,7 @@ def pretrained_parts(preset: str, corpus=None) -> tuple:
     bc, cl = model_spec("bioclip", "paper"), model_spec("clap", "paper")
     return load_open_clip(bc.source, bc.revision), load_clap(cl.source, cl.revision), corpus
 
-# %% ../nbs/04a_runs.ipynb #7790c066
+# %% ../nbs/04a_runs.ipynb #23fdd0cb
 def train_stage(stage: str, cfg, bioclip, clap, corpus, out, *, init=None, preset: str = "toy", device="cpu",
                 ckpt_every: int = 25, export: bool = False, progress: bool = True, log: Callable = print) -> Path:
     "Train BioVITA `stage` ('stage1' or 'stage2', config `cfg`) from `bioclip` + `clap` on `corpus`; the saved weights."
@@ -180,7 +185,10 @@ def train_stage(stage: str, cfg, bioclip, clap, corpus, out, *, init=None, prese
             save_json(out / f"{stage}_history.json", history)
             steps = history if stage == "stage1" else history["phase1"] + history["phase2"]
             log(f"{len(steps)} steps, final loss {steps[-1]['loss']:.3f} -> {path}" if steps else f"no steps run -> {path}")
-            if export: log(f"release -> {export_release(model, out / f'{stage}_release', bioclip.config['model_cfg'], bioclip.config.get('preprocess_cfg'))}")
+            if export:
+                rel = export_release(model, out / f"{stage}_release", bioclip.config["model_cfg"], bioclip.config.get("preprocess_cfg"),
+                                     clap=clap.model)
+                log(f"release -> {rel}")
         if ws > 1: dist.barrier()
     return path
 
