@@ -78,11 +78,12 @@ class HFTextEncoder:
         m = tok["attention_mask"][..., None].to(h.dtype)
         return F.normalize(((h * m).sum(1) / m.sum(1)).float(), dim=-1)
 
-# %% ../nbs/03_distill.ipynb #3c06de8e
-def load_paper_models(text_only_source=None, text_only_revision: str | None = None, device="cpu") -> DistillModels:
-    "BioLingual and BioCLIP 2 from the hub (pinned in `MODEL_SPECS`), and an optional text-only encoder."
+# %% ../nbs/03_distill.ipynb #4e8075bd
+def load_paper_models(text_only_source=None, text_only_revision: str | None = None, device="cpu", cache_dir=None) -> DistillModels:
+    "BioLingual and BioCLIP 2 from the hub (pinned in `MODEL_SPECS`; `cache_dir`: the hub cache), and an optional text-only encoder."
     bl, bc = model_spec("biolingual", "paper"), model_spec("bioclip", "paper")
-    return DistillModels(load_clap(bl.source, bl.revision, device=device), load_open_clip(bc.source, bc.revision, device=device),
+    return DistillModels(load_clap(bl.source, bl.revision, cache_dir=cache_dir, device=device),
+                         load_open_clip(bc.source, bc.revision, cache_dir=cache_dir, device=device),
                          HFTextEncoder(text_only_source, text_only_revision, device) if text_only_source else None)
 
 # %% ../nbs/03_distill.ipynb #2aa426e5
@@ -163,7 +164,7 @@ def _ssw60_tables(ssw, split: str = "test") -> tuple:
          for s in ("nabirds", "inat")}
     return q, g, (("SSW60 / NABirds", "ssw60", "ssw60_nabirds"), ("SSW60 / iNat", "ssw60", "ssw60_inat"))
 
-# %% ../nbs/03_distill.ipynb #c8bfe4d7
+# %% ../nbs/03_distill.ipynb #19587021
 @dataclass
 class DistillData:
     "Tables (id, path, species) of the clips and images distillation trains and is evaluated on."
@@ -174,6 +175,7 @@ class DistillData:
     retrieval: tuple                # (row name, query set, gallery) triples of the A->I evaluation
     probe_test: str                 # query set for the focal classification probe (species of `train`)
     soundscapes: pd.DataFrame | None = None   # id, path, species (tuple of names present)
+    reading: dict | None = None     # how the source was read: {'handled': quirk -> count, 'skipped': reason -> count}
 
     @property
     def train_species(self) -> list: return sorted(set(self.train.species))
@@ -195,13 +197,13 @@ def toy_distill_data(world_root, on_error: OnError = "raise") -> DistillData:
                        (("seen", "seen", "seen"), ("unseen", "unseen", "unseen"), *r), "seen",
                        None if sc is None else _table(sc, corpus.root))
 
-# %% ../nbs/03_distill.ipynb #623b13bf
+# %% ../nbs/03_distill.ipynb #a77942e0
 def ssw60_distill_data(ssw60_root, on_error: OnError = "raise") -> DistillData:
     "SSW60: train on `audio_ml` train, evaluate on its test split against NABirds and iNat test images."
     ssw = read_ssw60(ssw60_root, on_error)
     q, g, r = _ssw60_tables(ssw)
     return DistillData({t.species: t for t in ssw.taxonomy}, _table(ssw.audio_ml[ssw.audio_ml.split == "train"], ssw.root, None),
-                       q, g, r, "ssw60")
+                       q, g, r, "ssw60", reading=dict(handled=dict(ssw.handled), skipped=ssw.report.counts()))
 
 # %% ../nbs/03_distill.ipynb #e212f7e4
 @dataclass

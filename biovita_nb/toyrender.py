@@ -192,11 +192,11 @@ def render_soundscape(design: WorldDesign, members, habitat: str, rng, sr: int, 
         mix += track * rng.uniform(0.3, 1.0) / (np.abs(track).max() + 1e-12)
     return _mix(mix, habitat, rng, sr, config.peak_level, config.soundscape_snr_db)
 
-# %% ../nbs/01a_toyrender.ipynb #a1e3271f
+# %% ../nbs/01a_toyrender.ipynb #7084b82b
 def _pcm16(x: np.ndarray) -> np.ndarray: return np.round(np.clip(x, -1, 1) * 32767).astype(np.int16)
 
 def encode_audio(x: np.ndarray, sr: int, fmt: str) -> bytes:
-    "File bytes of a float waveform in [-1, 1]: 16-bit PCM as 'wav' or 'flac'; mono AAC (128 kb/s) in MP4 as 'm4a'."
+    "File bytes of a float waveform in [-1, 1]: 16-bit PCM as 'wav' or 'flac'; MPEG layer III as 'mp3'; mono AAC (128 kb/s) in MP4 as 'm4a'."
     buf = io.BytesIO()
     if fmt == "m4a":
         rates = av.Codec("aac", "w").audio_rates
@@ -209,7 +209,8 @@ def encode_audio(x: np.ndarray, sr: int, fmt: str) -> bytes:
             frame.sample_rate, frame.pts, frame.time_base = sr, 0, Fraction(1, sr)   # time 0: the muxer writes the edit list
             for packet in [*stream.encode(frame), *stream.encode(None)]: out.mux(packet)
         return buf.getvalue()
-    sf.write(buf, _pcm16(x), sr, format=fmt.upper(), subtype="PCM_16")
+    if fmt == "mp3": sf.write(buf, np.clip(x, -1, 1).astype(np.float32), sr, format="MP3", subtype="MPEG_LAYER_III")
+    else: sf.write(buf, _pcm16(x), sr, format=fmt.upper(), subtype="PCM_16")
     return buf.getvalue()
 
 # %% ../nbs/01a_toyrender.ipynb #06e64c69
