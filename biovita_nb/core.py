@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Callable, Literal
 
 # %% auto #0
-__all__ = ['Preset', 'PRESETS', 'TOY_MODELS', 'BUILD_THREADS', 'OUTPUT_FOLDERS', 'OnError', 'pt', 'for_preset', 'paper_vs_toy',
-           'config_hash', 'cache_root', 'cache_dir', 'cache_lock', 'build_threads', 'build_once', 'atomic_open',
-           'atomic_write_bytes', 'atomic_write_text', 'save_json', 'load_json', 'atomic_torch_save', 'seed_everything',
-           'git_commit', 'provenance', 'BadInputError', 'SkippedItem', 'SkipReport', 'check_policy', 'bad_input']
+__all__ = ['Preset', 'PRESETS', 'TOY_MODELS', 'BUILD_THREADS', 'OUTPUT_FOLDERS', 'DOCS_URL', 'FORMATS_PAGE', 'OnError', 'pt',
+           'for_preset', 'paper_vs_toy', 'config_hash', 'cache_root', 'cache_dir', 'cache_lock', 'build_threads',
+           'build_once', 'atomic_open', 'atomic_write_bytes', 'atomic_write_text', 'save_json', 'load_json',
+           'atomic_torch_save', 'seed_everything', 'git_commit', 'provenance', 'BadInputError', 'SkippedItem',
+           'SkipReport', 'check_policy', 'bad_input']
 
 # %% ../nbs/00_core.ipynb #c9636ada
 def pt(*, paper, toy):
@@ -238,6 +239,10 @@ def provenance(**extra) -> dict:
 # %% ../nbs/00_core.ipynb #94147b78
 class BadInputError(ValueError):
     "An input file or row that cannot be used; the message names it and says how to fix it."
+
+# %% ../nbs/00_core.ipynb #0943061f
+DOCS_URL = "https://biovita-nb.github.io/biovita_nb"     # settings.ini: doc_host + doc_baseurl
+FORMATS_PAGE = f"{DOCS_URL}/formats.html"
 
 # %% ../nbs/00_core.ipynb #083da5a7
 @dataclass

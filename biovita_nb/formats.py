@@ -307,7 +307,7 @@ class BenchmarkUnavailable(DataFormatError):
 # %% ../nbs/01d_formats.ipynb #33de997d
 def _has_rows(path) -> bool: return len(pd.read_csv(path, nrows=1, dtype=str)) > 0
 
-# %% ../nbs/01d_formats.ipynb #5ba607ec
+# %% ../nbs/01d_formats.ipynb #ac8cc345
 def read_benchmark(folder, on_error: OnError = "raise", n_candidates: int | None = N_CANDIDATES,
                    name: str | None = None) -> BenchmarkFolder:
     """Read a benchmark folder in this project's layout (`ids/`) or the hub's (indices in the folder, media relative to
@@ -316,7 +316,7 @@ def read_benchmark(folder, on_error: OnError = "raise", n_candidates: int | None
     folder, report, handled = Path(folder), SkipReport(), Counter()
     ids = index_dir(folder)
     if ids is None: raise BenchmarkUnavailable(f"{folder}: no {{audio,image,text}}_index.csv in ids/ or in the folder; "
-                                               "is this a benchmark folder? (the layouts: the Formats page)")
+                                               "is this a benchmark folder?")
     handled["flat_indices"] += int(ids == folder)
     indices = {m: read_index(ids / f"{m}_index.csv", m, on_error, report) for m in MODALITIES if (ids / f"{m}_index.csv").exists()}
     media_root = hub_media_root(folder)
