@@ -19,8 +19,9 @@ from .core import TOY_MODELS, atomic_write_text
 
 # %% auto #0
 __all__ = ['CLIError', 'say', 'existing', 'positive', 'command', 'build_parser', 'main', 'cmd_env', 'add_env', 'cmd_toyworld',
-           'add_toyworld', 'cmd_embed', 'add_embed', 'cmd_benchmark_build', 'cmd_benchmark_eval', 'add_benchmark',
-           'cmd_distill', 'add_distill', 'cmd_train', 'add_train', 'cmd_reproduce', 'add_reproduce']
+           'add_toyworld', 'cmd_corpus_import', 'add_corpus', 'cmd_embed', 'add_embed', 'cmd_benchmark_build',
+           'cmd_benchmark_eval', 'add_benchmark', 'cmd_distill', 'add_distill', 'cmd_train', 'add_train',
+           'cmd_reproduce', 'add_reproduce']
 
 # %% ../nbs/09_cli.ipynb #80d013e0
 class CLIError(Exception):
@@ -155,6 +156,56 @@ def add_toyworld(sub, common):
     p.add_argument("--overwrite", action="store_true", help="replace a world of another config at --out")
     p.add_argument("--verify", action="store_true", help="check every file against the manifest's sha256")
     p.set_defaults(run=cmd_toyworld)
+
+# %% ../nbs/09_cli.ipynb #66dcacb8
+def cmd_corpus_import(args):
+    out = Path(args.out)
+    if out.exists() and not out.is_dir(): raise CLIError(f"--out {out} is a file", "pass a folder")
+    from biovita_nb.hub_train import import_hub_train, import_ssw60
+    if args.source == "hub-train":
+        meta = existing(args.metadata, "--metadata", "file", "pass train/metadata.csv of risashinoda/BioVITA")
+        audio = existing(args.audio_dir, "--audio-dir", "dir", "pass the folder download_audio.py wrote the clips to")
+        images = existing(args.image_dir, "--image-dir", "dir", "pass the folder of species image folders")
+        report = import_hub_train(meta, audio, images, out, args.on_error, progress=not args.quiet)
+    else:
+        report = import_ssw60(existing(args.root, "--root", "dir", "pass the ssw60/ folder (taxa.csv, audio_ml.csv, ...)"),
+                              out, args.on_error)
+    say(report.summary())
+    for reason, ex in report.examples.items(): say(f"  {reason}: {ex[0][0]}{': ' + ex[0][1] if ex[0][1] else ''}")
+    say(f"corpus -> {out}; report -> {out / 'import_report.json'}")
+
+# %% ../nbs/09_cli.ipynb #b185e398
+@command
+def add_corpus(sub, common):
+    p = sub.add_parser("corpus", help="import released data (BioVITA train/, SSW60) as a corpus",
+                       description="Bring released data into this project's corpus layout (metadata/species.csv, audio.csv, "
+                                   "image.csv), with a report of what was kept and dropped.")
+    acts = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    i = acts.add_parser("import", help="import one source into a corpus folder",
+                        description="Import BioVITA's released train/ folder (hub-train) or an SSW60 folder (ssw60).")
+    srcs = i.add_subparsers(dest="source", metavar="SOURCE", required=True)
+    h = srcs.add_parser("hub-train", parents=[common], help="BioVITA's train/metadata.csv + downloaded audio + image folders",
+                        description="Import train/metadata.csv of risashinoda/BioVITA: each row's clip from its file_name or "
+                                    "download_audio.py's name ({source}_{recording_id}.*) in --audio-dir; each species' "
+                                    "images from --image-dir/<species folder> (e.g. branta_canadensis/). Everything is in "
+                                    "the train split.",
+                        epilog="example:\n  biovita corpus import hub-train --metadata BioVITA/train/metadata.csv "
+                               "--audio-dir audio/ --image-dir images/ --out corpus/",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    h.add_argument("--metadata", required=True, help="train/metadata.csv (read in chunks, with a progress bar)")
+    h.add_argument("--audio-dir", required=True, help="the folder download_audio.py wrote the clips to")
+    h.add_argument("--image-dir", required=True, help="the folder of species image folders")
+    s = srcs.add_parser("ssw60", parents=[common], help="an SSW60 folder as released",
+                        description="Import SSW60 (taxa.csv, audio_ml.csv, images_nabirds.csv, images_inat.csv and their "
+                                    "files): audio_ml as audio, NABirds + iNat as images; iNat's val split is left out.",
+                        epilog="example:\n  biovita corpus import ssw60 --root ssw60/ --out ssw60_corpus/",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("--root", required=True, help="the ssw60/ folder")
+    for q in (h, s):
+        q.add_argument("--out", required=True, help="corpus folder to write (metadata/*.csv, import_report.json)")
+        q.add_argument("--on-error", choices=("raise", "skip"), default="skip",
+                       help="a row that cannot be used: drop it and count it (skip, default), or stop (raise)")
+        q.set_defaults(run=cmd_corpus_import)
 
 # %% ../nbs/09_cli.ipynb #8492fbf2
 def _check_parquet():

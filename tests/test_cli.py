@@ -194,3 +194,30 @@ def test_reproduce_runs_the_notebooks_in_order(tmp_path):
     _notebook(nbs / "06_c.ipynb", "raise RuntimeError('step c broke')")
     r = biovita("reproduce", "--quiet", "--only", "06", cwd=tmp_path, check=1)
     assert "06_c.ipynb failed" in r.stderr and "step c broke" in r.stderr, r.stderr
+
+
+def test_corpus_import_hub_train_and_ssw60(tmp_path):
+    from biovita_nb.corpus import read_corpus
+    from biovita_nb.hub_train import make_hub_train_fixture
+    from biovita_nb.testing import make_ssw60_fixture
+    hub = make_hub_train_fixture(tmp_path / "hub")
+    assert "hub-train" in biovita("corpus", "import", "--help", check=0).stdout
+    r = biovita("corpus", "import", "hub-train", "--metadata", hub / "train/metadata.csv", "--audio-dir", hub / "audio",
+                "--image-dir", hub / "images", "--out", tmp_path / "corpus", "--quiet", check=0)
+    assert "report -> " in r.stdout and r.stderr == "", r.stdout + r.stderr
+    corpus = read_corpus(tmp_path / "corpus")
+    assert (len(corpus.report), len(corpus.species), len(corpus.audio), len(corpus.image)) == (0, 3, 6, 3)
+    assert corpus.audio.file_name[0] == "../hub/audio/xc_1001.mp3" and set(corpus.audio.split) == {"train"}
+    rep = json.loads((tmp_path / "corpus/import_report.json").read_text())
+    assert rep["dropped"] == dict(audio_not_downloaded=1, bad_taxon_name=1, duplicate_recording=1, missing_file=1,
+                                  species_without_audio=1, taxon_mismatch=1), rep
+    assert rep["noted"]["species_without_images"] == 1 and rep["kept"] == dict(species=3, audio=6, image=3)
+    r = biovita("corpus", "import", "hub-train", "--metadata", hub / "train/metadata.csv", "--audio-dir", hub / "audio",
+                "--image-dir", hub / "images", "--out", tmp_path / "strict", "--on-error", "raise", "--quiet", check=1)
+    assert "metadata.csv, row 8, column " in r.stderr and "'Corvus' is not a binomial" in r.stderr and not (tmp_path / "strict").exists(), r.stderr
+    assert "--audio-dir" in biovita("corpus", "import", "hub-train", "--metadata", hub / "train/metadata.csv", "--audio-dir",
+                                    tmp_path / "nope", "--image-dir", hub / "images", "--out", tmp_path / "c", check=2).stderr
+    biovita("corpus", "import", "ssw60", "--root", make_ssw60_fixture(tmp_path / "ssw60"), "--out", tmp_path / "ssw", check=0)
+    ssw = read_corpus(tmp_path / "ssw")
+    assert (len(ssw.report), len(ssw.audio), len(ssw.image)) == (0, 6, 12)
+    assert json.loads((tmp_path / "ssw/import_report.json").read_text())["dropped"] == dict(validation_split=3)
