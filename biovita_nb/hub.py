@@ -48,7 +48,7 @@ class ModelSpec:
     @property
     def source(self) -> str: return f"hf-hub:{self.hub_id}"
 
-# %% ../nbs/02b_hub.ipynb #95a0fb02
+# %% ../nbs/02b_hub.ipynb #713e2bcb
 MODEL_SPECS: dict = {s.name: s for s in [
     ModelSpec("bioclip-2", "open_clip", "imageomics/bioclip-2", "2957b322090f9cb17ae72c71981c7218a28d81e0", "paper", "bioclip"),
     ModelSpec("clap-htsat-unfused", "clap", "laion/clap-htsat-unfused", "8fa0f1c6d0433df6e97c127f64b2a1d6c0dcda8a", "paper", "clap"),
@@ -62,8 +62,7 @@ MODEL_SPECS: dict = {s.name: s for s in [
 def model_spec(role: str, preset: Preset = "toy") -> ModelSpec:
     "The registered model that plays `role` ('bioclip', 'clap', 'biolingual'; 'biovita': paper only) under `preset`."
     hits = [s for s in MODEL_SPECS.values() if s.role == role and s.preset == preset]
-    if len(hits) != 1: raise KeyError(f"no model for role={role!r}, preset={preset!r}; roles are 'bioclip', 'clap', "
-                                      "'biolingual' and (paper) 'biovita'")
+    if len(hits) != 1: raise KeyError(f"no model for role={role!r}, preset={preset!r}; roles: bioclip, clap, biolingual, biovita")
     return hits[0]
 
 # %% ../nbs/02b_hub.ipynb #2f09c18f
@@ -72,7 +71,7 @@ def hub_cache(spec: ModelSpec | None = None) -> Path | None:
     if spec is not None and spec.preset == "paper": return None
     return cache_root() / "hub"
 
-# %% ../nbs/02b_hub.ipynb #4dd33bff
+# %% ../nbs/02b_hub.ipynb #0f8f08a4
 @dataclass(frozen=True)
 class DatasetSpec:
     "One dataset repo on the hub: its id, pinned revision and what it holds."
@@ -80,7 +79,6 @@ class DatasetSpec:
     hub_id: str
     revision: str
     holds: str
-
     @property
     def source(self) -> str: return f"hf-hub:{self.hub_id}"
 
@@ -108,7 +106,7 @@ def hub_offline(local_files_only: bool | None = None) -> bool:
     from huggingface_hub import constants
     return bool(constants.HF_HUB_OFFLINE)
 
-# %% ../nbs/02b_hub.ipynb #d002fc78
+# %% ../nbs/02b_hub.ipynb #fe7643e1
 def _check_revision(repo_id: str, revision: str | None):
     if not revision: raise ValueError(f"hub model {repo_id!r} needs a revision: pass a commit hash (see MODEL_SPECS)")
     if not re.fullmatch(r"[0-9a-f]{40}", revision):
@@ -116,8 +114,7 @@ def _check_revision(repo_id: str, revision: str | None):
 
 def resolve_model_dir(source, revision: str | None = None, cache_dir=None, local_files_only: bool | None = None,
                       allow_patterns: Sequence[str] | None = None, repo_type: str = "model") -> tuple[Path, str | None]:
-    """Local folder with the files of `source` (a model repo, or a dataset repo with `repo_type="dataset"`) at `revision`,
-    and the commit it resolved to (`None` for local folders)."""
+    "Local folder with the files of `source` (a model, or a `repo_type` repo) at `revision`, and its commit (None: a folder)."
     kind, ident = parse_source(source)
     if kind == "local":
         path = Path(ident).expanduser()
@@ -418,7 +415,7 @@ def _cached_commit(repo_id: str, revision: str, cache_dir=None) -> str | None:
     p = try_to_load_from_cache(repo_id, "config.json", cache_dir=cache_dir, revision=revision)
     return Path(p).parent.name if isinstance(p, str) else None
 
-# %% ../nbs/02b_hub.ipynb #1247ccd3
+# %% ../nbs/02b_hub.ipynb #28e8fe4e
 @dataclass(frozen=True)
 class ModelSource:
     "Where one pretrained model is loaded from: a hub repo at a revision, or a local folder."
@@ -436,8 +433,7 @@ class ModelSource:
 
     @classmethod
     def registered(cls, role: str, preset: Preset = "paper", cache_dir=None) -> "ModelSource":
-        """The model registered in `hub.MODEL_SPECS` for `role` ('bioclip', 'clap', 'biolingual', 'biovita'), looked up in
-        `cache_dir` (None: the package cache for toy stand-ins, the user's Hugging Face cache for paper models)."""
+        "The model `hub.MODEL_SPECS` registers for `role`, in `cache_dir` (None: the package cache (toy), the user's (paper))."
         spec = model_spec(role, preset)
         cache = hub_cache(spec) if cache_dir is None else cache_dir
         return cls(spec.source, spec.revision, None if cache is None else str(cache))

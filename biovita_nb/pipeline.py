@@ -393,17 +393,20 @@ def run_notebooks(notebooks, runs, values: dict, cwd, progress: bool = True, fla
         log(f"  done in {done[-1][1]:.0f} s -> {dest}" + (f" ({len(held)} flagged cell(s) not run)" if held else ""))
     return done
 
-# %% ../nbs/04b_pipeline.ipynb #5ea38eeb
+# %% ../nbs/04b_pipeline.ipynb #b26bf35f
 def reproduce(preset: Preset, figures, runs, nbs=None, only=None, flags=None, seed: int = 0, device="cpu",
-              batch_size: int = 64, progress: bool = True, log: Callable = print) -> list:
-    "Run the notebooks of `nbs` (tables and figures to `figures`, executed copies to `runs`), or the main job without `nbs`."
+              batch_size: int = 64, progress: bool = True, log: Callable = print, hub_cache=None) -> list:
+    """Run the notebooks of `nbs` (tables and figures to `figures`, executed copies to `runs`), or the main job without `nbs`;
+    `hub_cache` (paper): where the registered models and dataset are."""
     figures = Path(figures); figures.mkdir(parents=True, exist_ok=True)
     if nbs is None:
         log(f"no notebooks folder: running the main job (preset {preset}) -> {figures}")
-        run_main_job(MainJobConfig(preset=preset, out_dir=figures, seed=seed, device=device, batch_size=batch_size), progress=progress)
+        run_main_job(MainJobConfig(preset=preset, out_dir=figures, seed=seed, device=device, batch_size=batch_size,
+                                   hub_cache=hub_cache), progress=progress)
         log(f"tables and figures in {figures}")
         return []
     values = dict(preset=preset, seed=seed, device=device, batch_size=batch_size, out_dir=str(figures))
+    if hub_cache is not None: values["hub_cache"] = str(hub_cache)
     done = run_notebooks(find_notebooks(nbs, only), runs, values, Path(nbs).absolute(), progress=progress,
                          flags=default_flags(preset) if flags is None else tuple(flags), log=log)
     log(f"ran {len(done)} notebook(s) in {sum(t for _, t in done):.0f} s; executed copies in {runs}, tables and figures in {figures}")

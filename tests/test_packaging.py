@@ -93,5 +93,5 @@ def test_sdist_installs_too(built, venv, tmp_path):
     t0 = time.perf_counter()
     ok(run([venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", sdist]))
     print(f"\nsdist install (no deps): {time.perf_counter() - t0:.1f} s")
-    r = ok(run([venv / "bin" / "python", "-c", "import biovita_nb.cli as c; print(c.__version__)"], cwd=tmp_path))
+    r = ok(run([venv / "bin" / "python", "-c", "import biovita_nb, biovita_nb.cli; print(biovita_nb.__version__)"], cwd=tmp_path))
     assert r.stdout.strip() == ok(run([sys.executable, "-c", "import biovita_nb; print(biovita_nb.__version__)"])).stdout.strip()
