@@ -60,3 +60,29 @@ def test_paper_b_ssw60_table_on_the_release(mini, tmp_path):
     reading = pd.read_csv(tmp_path / "distill_paper_reading.csv")
     got = {k: dict(zip(g.what, g["count"])) for k, g in reading.groupby("kind")}
     assert got == {"handled": mini.expected["ssw60"], "skipped": mini.expected["ssw60_skips"]}
+
+
+BIOVITA = Path(sys.executable).with_name("biovita")
+
+
+def biovita(*args):
+    "The console script, as a user runs it, the hub offline."
+    r = subprocess.run([str(BIOVITA), *map(str, args)], env=dict(os.environ, HF_HUB_OFFLINE="1"), capture_output=True,
+                       text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-4000:]
+    return r.stdout
+
+
+def test_training_data_imports_as_a_corpus(mini, tmp_path):
+    snapshot = mini.hub_cache / "datasets--risashinoda--BioVITA" / "snapshots" / DATASET_SPECS["biovita"].revision
+    out = biovita("corpus", "import", "hub-train", "--metadata", snapshot / "train/metadata.csv", "--audio-dir",
+                  mini.downloads / "audio", "--image-dir", mini.downloads / "images", "--out", tmp_path / "corpus", "--quiet")
+    report = json.loads((tmp_path / "corpus/import_report.json").read_text())
+    assert report["dropped"] == mini.expected["train_import"], out
+
+
+def test_distill_paper_preset_trains_on_released_ssw60(mini, tmp_path):
+    out = biovita("distill", "--preset", "paper", "--ssw60", mini.ssw60, "--hub-cache", mini.hub_cache, "--epochs", 1,
+                  "--out", tmp_path, "--quiet")
+    assert (tmp_path / "model.pt").is_file()
+    assert "'missing_file': 1" in out and f"'validation_split': {mini.expected['ssw60']['validation_split']}" in out, out
