@@ -144,28 +144,26 @@ def _usable(items: pd.DataFrame, model, ignored: int, modality: str | None) -> p
     if ignored: say(f"{ignored} file(s) of no audio/image type ignored")
     return usable
 
-# %% ../nbs/09_cli.ipynb #fb9c6bf9
+# %% ../nbs/09_cli.ipynb #c642c68a
 def _embed_into(out: Path, usable: pd.DataFrame, model, args) -> tuple:
-    "Embed `usable` into the store at `out` (or a temporary one for .npy/.parquet): (table, matrix, written, skips)."
+    "Embed `usable` into the store at `out` (or a temporary one for .npy/.parquet): (table, matrix, written, EmbedResult)."
     from biovita_nb.core import BadInputError
     from biovita_nb.features import embed_items
-    from biovita_nb.store import FeatureStore, merge_item_table, stored_rows, write_embeddings
+    from biovita_nb.store import FeatureStore, describe_items, merge_item_table, stored_rows, write_embeddings
+    to_file = out.suffix in (".npy", ".parquet")
     with contextlib.ExitStack() as stack:
-        if out.suffix in (".npy", ".parquet"): root = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=out.parent, prefix=".embed-")))
-        else:
-            root = out
-            try: table = merge_item_table(root, usable) if root.exists() else usable[["modality", "id", "name"]]
-            except BadInputError as e: raise CLIError(str(e)) from None
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=out.parent, prefix=".embed-"))) if to_file else out
         store = FeatureStore(root, model.fingerprint)
-        report = embed_items(usable, model, store, batch_size=args.batch_size, device=args.device, on_error=args.on_error,
-                             progress=not args.quiet)
-        table_, matrix = stored_rows(store, usable)
-        if out.suffix in (".npy", ".parquet"): written = write_embeddings(out, table_, matrix)
-        else:
-            atomic_write_text(root / "items.csv", table.to_csv(index=False)); written = [root]
-    return table_, matrix, written, report
+        if not to_file:                     # what the ids name, with file sizes and hashes, before anything is encoded
+            try: atomic_write_text(root / "items.csv", merge_item_table(root, describe_items(usable), store.stored_ids).to_csv(index=False))
+            except BadInputError as e: raise CLIError(str(e)) from None
+        result = embed_items(usable, model, store, batch_size=args.batch_size, chunk_size=args.chunk_size, device=args.device,
+                             on_error=args.on_error, progress=not args.quiet)
+        table, matrix = stored_rows(store, usable)
+        written = write_embeddings(out, table, matrix) if to_file else [root]
+    return table, matrix, written, result
 
-# %% ../nbs/09_cli.ipynb #03ad22fe
+# %% ../nbs/09_cli.ipynb #e9675040
 def cmd_embed(args):
     out = Path(args.out)
     _check_out(out)
@@ -180,14 +178,17 @@ def cmd_embed(args):
         model = toy_model(args.toy, args.device) if args.toy else source_model(
             args.model, args.revision, args.clap_source, args.clap_revision, args.hub_cache, args.device)
     except BadInputError as e: raise CLIError(str(e), "see `biovita embed --help`") from None
-    table, matrix, written, report = _embed_into(out, _usable(items, model, ignored, args.modality), model, args)
+    table, matrix, written, result = _embed_into(out, _usable(items, model, ignored, args.modality), model, args)
     counts = ", ".join(f"{n} {m}" for m, n in table.modality.value_counts(sort=False).items())
     say(f"embedded {counts} with {model.name} (dim {matrix.shape[1] if matrix.size else model.dim}) -> {', '.join(map(str, written))}")
+    if result.retried: say(f"retried {result.retried} item(s) skipped by an earlier run: {result.recovered} now embedded, "
+                           f"{result.retried - result.recovered} still skipped")
+    report = result.skipped
     say(report.summary())
     for s in report.items[:20]: say(f"  skipped {s.item}: {s.reason}: {s.detail}")
     if len(report) > 20: say(f"  ... and {len(report) - 20} more")
 
-# %% ../nbs/09_cli.ipynb #5ee34983
+# %% ../nbs/09_cli.ipynb #4665434f
 @command
 def add_embed(sub, common):
     p = sub.add_parser("embed", parents=[common], help="embed audio, images and texts with one model",
@@ -210,9 +211,12 @@ def add_embed(sub, common):
     p.add_argument("--root", help="folder that manifest / benchmark paths are relative to (benchmark folders: the corpus)")
     p.add_argument("--modality", choices=("audio", "image", "text"), help="embed only this modality")
     p.add_argument("--batch-size", type=positive, default=32, help="items per forward pass (default 32)")
+    p.add_argument("--chunk-size", type=positive, default=512,
+                   help="items per chunk written to a store folder; a killed run resumes after its last chunk (default 512)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default cpu)")
     p.add_argument("--on-error", choices=("raise", "skip"), default="raise",
-                   help="an undecodable or missing file: stop (raise, default) or skip it and list it (skip)")
+                   help="an undecodable or missing file: stop (raise, default) or skip it and list it (skip); "
+                        "a rerun into the same store tries skipped files again")
     p.set_defaults(run=cmd_embed)
 
 # %% ../nbs/09_cli.ipynb #095de71f
@@ -234,7 +238,19 @@ def cmd_benchmark_build(args):
         say(f"{name}: {len(bench.tasks)} tasks, {int(st.queries.sum())} queries, "
             f"{int(st.queries_without_gallery.sum())} without a gallery -> {out / name}")
 
-# %% ../nbs/09_cli.ipynb #13d23157
+# %% ../nbs/09_cli.ipynb #bdbb0796
+def _check_identity(feats_dir: Path, splits: list, root) -> dict:
+    "`features.check_features_identity`, said in one line; a mismatch is a command-line error."
+    from biovita_nb.core import BadInputError
+    from biovita_nb.features import check_features_identity
+    try: identity = check_features_identity(feats_dir, splits, root)
+    except BadInputError as e: raise CLIError(str(e)) from None
+    if identity["by"] == "nothing": say(f"features not checked against the benchmark: {identity['why']}")
+    else: say(f"features checked against the benchmark: {identity['checked']} item(s) by {identity['by']}"
+              + (f"; {identity['unchecked']} without a row in items.csv" if identity["unchecked"] else ""))
+    return identity
+
+# %% ../nbs/09_cli.ipynb #9100fdfd
 def cmd_benchmark_eval(args):
     b = existing(args.benchmark, "--benchmark", "dir", "pass a benchmark folder (ids/ + level folders) or a folder of them")
     from biovita_nb.features import benchmark_splits, store_features
@@ -242,8 +258,10 @@ def cmd_benchmark_eval(args):
     if not splits: raise CLIError(f"--benchmark {b} holds no benchmark (no ids/ folder in it or its sub-folders)",
                                   "build one with `biovita benchmark build`")
     feats_dir = existing(args.features, "--features", "dir")
+    root = existing(args.root, "--root", "dir") if args.root is not None else None
     out = Path(args.out)
     if out.exists() and not out.is_dir(): raise CLIError(f"--out {out} is a file", "pass a folder")
+    identity = _check_identity(feats_dir, splits, root)
     from biovita_nb.metrics import evaluate_splits
     from biovita_nb.report import result_record, save_result, load_results, paper_tables, write_tables, markdown_table
     features = store_features(feats_dir, args.on_error, tag=args.model, log=say)
@@ -252,6 +270,7 @@ def cmd_benchmark_eval(args):
     results = evaluate_splits(splits, features, args.on_error, args.candidates, args.device, log=say)
     rec = result_record(results, model=args.model, features=features, preset=args.preset, seed=args.seed, device=args.device,
                         benchmark=str(b.resolve()), features_path=str(feats_dir.resolve()))
+    rec["features_identity"] = identity
     path = save_result(rec, out)
     tables = paper_tables(load_results(out), paper=args.with_paper)
     written = write_tables(tables, out)
@@ -259,7 +278,7 @@ def cmd_benchmark_eval(args):
     for name, t in tables.items():
         if len(t): say(f"\n{name}\n{markdown_table(t)}")
 
-# %% ../nbs/09_cli.ipynb #6f560915
+# %% ../nbs/09_cli.ipynb #b86bc0fe
 @command
 def add_benchmark(sub, common):
     p = sub.add_parser("benchmark", help="build the cross-modal retrieval benchmark, or evaluate features on it",
@@ -280,6 +299,8 @@ def add_benchmark(sub, common):
                                     "write results_<model>_<preset>.json and the paper's tables from every result in OUT.")
     e.add_argument("--benchmark", required=True, help="benchmark folder (ids/ + species|genus|family/), or a folder of them")
     e.add_argument("--features", required=True, help="feature store (`biovita embed BENCHMARK ...`) or authors' <root>/<tag> folder")
+    e.add_argument("--root", help="the corpus the benchmark's file paths are relative to: also check each file's size and "
+                   "sha256 against those recorded when the store was embedded")
     e.add_argument("--model", required=True, help="the model's name in the results and tables")
     e.add_argument("--out", required=True, help="folder for results_*.json and table_*.{csv,md,tex}")
     e.add_argument("--preset", choices=("toy", "paper"), default="toy", help="recorded with the results (default toy)")

@@ -380,7 +380,7 @@ def _gallery_rows(p: TaskArrays, gallery: Features, where: str, on_error: OnErro
     tmask = in_list & (rows_of >= 0)
     return rows_of, tmask, tmask.any(1)
 
-# %% ../nbs/02d_evaluate.ipynb #1cf5281d
+# %% ../nbs/02d_evaluate.ipynb #9c61b191
 def _scorable(p: TaskArrays, query: Features, usable: np.ndarray, where: str, on_error: OnError, report: SkipReport) -> tuple:
     """(feature row of each query, the rows that can be scored, their slots); what cannot be scored is counted. A candidate
     whose gallery list is empty in the task file scores -inf without a count here: the reader counted it."""
@@ -395,7 +395,7 @@ def _scorable(p: TaskArrays, query: Features, usable: np.ndarray, where: str, on
     for r in np.flatnonzero(keep & ~usable[correct_slot]):
         keep[r] = False
         bad_input(on_error, report, f"{where} query {p.query_ids[r]}", "correct_taxon_without_gallery_features",
-                  f"no gallery item of the correct taxon {p.correct_taxon[r]!r} has a feature")
+                  f"no gallery item of the correct taxon {str(p.correct_taxon[r])!r} has a feature")
     kept = np.flatnonzero(keep)
     slots = p.slots if len(kept) == R else p.slots[kept]
     listed = usable | (p.gallery_len == 0)                    # a list with usable items, or empty in the file
@@ -404,7 +404,7 @@ def _scorable(p: TaskArrays, query: Features, usable: np.ndarray, where: str, on
         taxa, counts = np.unique(p.candidate_names(kept[r], c).astype(str), return_counts=True)
         for name, k in zip(taxa, counts):
             bad_input(on_error, report, f"{where}: taxon {name}", "candidate_without_gallery_features",
-                      f"no gallery item of {name!r} has a feature; scored -inf in {k} candidate list(s)")
+                      f"no gallery item of {str(name)!r} has a feature; scored -inf in {k} candidate list(s)")
     return q_rows, kept, slots
 
 # %% ../nbs/02d_evaluate.ipynb #554712be

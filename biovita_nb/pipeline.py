@@ -30,11 +30,11 @@ from .distill_eval import audio_to_bioclip_methods
 from .runs import train_biovita
 
 # %% auto #0
-__all__ = ['PAPER_ONLY', 'TOY_DISTILL_ROWS', 'CELL_FLAGS', 'MainJobConfig', 'benchmark_reading', 'evaluate_models',
-           'embedding_points', 'job_figures', 'distilled_audio', 'distilled_encoder', 'toy_distillation', 'toy_models',
-           'release_clap_weights', 'load_distilled_student', 'paper_models', 'MainJobResult', 'PhaseTimer',
-           'paper_benchmark_root', 'run_main_job', 'find_notebooks', 'notebook_parameters', 'cell_flags',
-           'default_flags', 'without_flagged', 'run_notebooks', 'reproduce']
+__all__ = ['PAPER_ONLY', 'TOY_DISTILL_ROWS', 'CELL_FLAGS', 'MainJobConfig', 'evaluate_models', 'embedding_points', 'job_figures',
+           'distilled_audio', 'distilled_encoder', 'toy_distillation', 'toy_models', 'release_clap_weights',
+           'load_distilled_student', 'paper_models', 'MainJobResult', 'PhaseTimer', 'paper_benchmark_root',
+           'run_main_job', 'find_notebooks', 'notebook_parameters', 'cell_flags', 'default_flags', 'without_flagged',
+           'run_notebooks', 'reproduce']
 
 # %% ../nbs/04b_pipeline.ipynb #ee131e0f
 def _existing_dir(value, what: str, fix: str) -> Path | None:
@@ -111,14 +111,7 @@ class MainJobConfig:
         if self.preset == "toy": _check_toy(self)
         else: _check_paper(self)
 
-# %% ../nbs/04b_pipeline.ipynb #aba97fa7
-def benchmark_reading(benches: Mapping) -> dict:
-    "{'splits': {split: root, handled, read_skips}, 'unavailable': {split: why}} of the benchmark splits read."
-    return dict(splits={s: dict(root=None if b.root is None else str(b.root), handled=dict(b.handled), read_skips=b.report.counts())
-                        for s, b in benches.items()},
-                unavailable=dict(getattr(benches, "unavailable", {})))
-
-# %% ../nbs/04b_pipeline.ipynb #f7a3e699
+# %% ../nbs/04b_pipeline.ipynb #70fbacc6
 def evaluate_models(models: Sequence[EvalModel], benches: Mapping, features: Mapping, input_skips: Mapping, *,
                     preset: str, seed: int, device: str, results_dir=None) -> tuple:
     "(records, paths): one result record per model over every split; written to `results_dir` if given."
@@ -129,10 +122,10 @@ def evaluate_models(models: Sequence[EvalModel], benches: Mapping, features: Map
         fingerprinted = {f"{s}.{mod}": f for s in benches for mod, f in features[(m.name, s)].items()}
         rec = result_record(per_split, model=m.name, features=fingerprinted, preset=preset, seed=seed, device=device,
                             model_ids={r: v.get("source") for r, v in m.sources.items()},
-                            revisions={r: v.get("commit") or v.get("revision") for r, v in m.sources.items()})
+                            revisions={r: v.get("commit") or v.get("revision") for r, v in m.sources.items()},
+                            unavailable=getattr(benches, "unavailable", {}))
         rec["input_skips"] = {s: dict(counts=input_skips[(m.name, s)].counts(),
                                       items=input_skips[(m.name, s)].to_frame().to_dict("records")) for s in benches}
-        rec["benchmark"] = benchmark_reading(benches)
         records.append(rec)
         if results_dir is not None: paths.append(save_result(rec, results_dir))
     return records, paths

@@ -18,10 +18,10 @@ from .builder import DIRECTION_NAMES
 from .metrics import BenchmarkResult, error_analysis
 
 # %% auto #0
-__all__ = ['RESULT_SCHEMA', 'PAPER_SOURCE', 'PAPER_AVERAGES', 'PAPER_TABLES', 'result_record', 'save_result', 'load_results',
-           'paper_results', 'results_long', 'paper_table', 'paper_tables', 'markdown_table', 'write_tables',
-           'save_figure', 'plot_directions', 'error_analysis_frame', 'plot_error_analysis', 'embedding_map_frame',
-           'plot_embedding_map', 'plot_topk_curves']
+__all__ = ['RESULT_SCHEMA', 'PAPER_SOURCE', 'PAPER_AVERAGES', 'PAPER_TABLES', 'NOT_SCORED', 'NOT_SCORED_NOTE', 'result_record',
+           'save_result', 'load_results', 'paper_results', 'results_long', 'table_cell', 'paper_table', 'paper_tables',
+           'markdown_table', 'write_tables', 'save_figure', 'plot_directions', 'error_analysis_frame',
+           'plot_error_analysis', 'embedding_map_frame', 'plot_embedding_map', 'plot_topk_curves']
 
 # %% ../nbs/02f_report.ipynb #825cf033
 RESULT_SCHEMA = "biovita_nb.benchmark_result/1"
@@ -34,10 +34,12 @@ def _fingerprints(features: Mapping) -> dict:
         else: out[m] = f.fingerprint()
     return out
 
-# %% ../nbs/02f_report.ipynb #fe3b5846
+# %% ../nbs/02f_report.ipynb #df7e8848
 def result_record(results: Sequence[BenchmarkResult], *, model: str, features: Mapping, preset: str, seed: int, device: str,
-                  model_ids: Mapping | None = None, revisions: Mapping | None = None, **extra) -> dict:
-    "The JSON-ready record of one model's evaluation on one or more benchmark splits."
+                  model_ids: Mapping | None = None, revisions: Mapping | None = None, unavailable: Mapping | None = None,
+                  **extra) -> dict:
+    """The JSON-ready record of one model's evaluation on one or more benchmark splits; `benchmark` says how each split's files
+    were read (`metrics.benchmark_reading`) and why `unavailable` splits were not scored."""
     metrics, skips, errors, per_class = [], {}, [], []
     for res in results:
         for r in res.results.values():
@@ -49,7 +51,8 @@ def result_record(results: Sequence[BenchmarkResult], *, model: str, features: M
     return dict(schema=RESULT_SCHEMA, model=model, preset=preset, features=_fingerprints(features),
                 provenance=provenance(model=model, model_ids=dict(model_ids or {}), revisions=dict(revisions or {}),
                                       preset=preset, seed=seed, device=device, **extra),
-                metrics=metrics, per_class=per_class, error_analysis=errors, skips=skips)
+                metrics=metrics, per_class=per_class, error_analysis=errors, skips=skips,
+                benchmark=dict(splits={res.name: res.reading for res in results}, unavailable=dict(unavailable or {})))
 
 # %% ../nbs/02f_report.ipynb #4143c172
 def _slug(s: str) -> str: return re.sub(r"[^A-Za-z0-9]+", "_", s).strip("_").lower()
@@ -120,19 +123,28 @@ def results_long(records: Sequence[dict]) -> pd.DataFrame:
                                          top5=m["random_top5"], source="analytic"))
     return pd.DataFrame(rows, columns=["table", "model", "direction", "top1", "top5", "source"])
 
-# %% ../nbs/02f_report.ipynb #c79dfa07
+# %% ../nbs/02f_report.ipynb #3eea05ef
+NOT_SCORED = "–†"
+NOT_SCORED_NOTE = "† no query of this direction could be scored: every one was skipped (the results JSON lists each under `skips`)"
+
+def table_cell(top1: float, top5: float) -> str:
+    "'Top-1/Top-5' with one decimal, or `NOT_SCORED` when a value is missing (NaN)."
+    return NOT_SCORED if pd.isna(top1) or pd.isna(top5) else f"{top1:.1f}/{top5:.1f}"
+
+# %% ../nbs/02f_report.ipynb #1e183f45
 def paper_table(long: pd.DataFrame, table: str) -> pd.DataFrame:
     "One table in the paper's layout: rows = models, columns = directions + Avg, cells 'Top-1/Top-5'."
     sub = long[long.table == table]
     rows = {}
     for model in dict.fromkeys(sub.model):
         m = sub[sub.model == model].set_index("direction")
-        cells = {d: f"{m.top1[d]:.1f}/{m.top5[d]:.1f}" if d in m.index else "–" for d in DIRECTION_NAMES}
-        full = all(d in m.index for d in DIRECTION_NAMES)
-        cells["Avg"] = f"{m.top1[list(DIRECTION_NAMES)].mean():.1f}/{m.top5[list(DIRECTION_NAMES)].mean():.1f}" if full else "–"
+        cells = {d: table_cell(m.top1[d], m.top5[d]) if d in m.index else "–" for d in DIRECTION_NAMES}
+        full, ds = all(d in m.index for d in DIRECTION_NAMES), list(DIRECTION_NAMES)
+        cells["Avg"] = table_cell(m.top1[ds].mean(skipna=False), m.top5[ds].mean(skipna=False)) if full else "–"
         rows[model] = cells
     out = pd.DataFrame.from_dict(rows, orient="index", columns=[*DIRECTION_NAMES, "Avg"])
     out.index.name = "Model"
+    out.attrs["notes"] = [NOT_SCORED_NOTE] if (out == NOT_SCORED).to_numpy().any() else []
     return out
 
 # %% ../nbs/02f_report.ipynb #d052e59e
@@ -144,21 +156,22 @@ def paper_tables(records: Sequence[dict], paper: bool = False) -> dict:
         long = pd.concat([long[long.model == "Random"], pub, long[long.model != "Random"]])
     return {t: paper_table(long, t) for t in PAPER_TABLES}
 
-# %% ../nbs/02f_report.ipynb #7ff21e31
+# %% ../nbs/02f_report.ipynb #1dc9402d
 def markdown_table(df: pd.DataFrame) -> str:
     "A GitHub-flavoured Markdown table of `df` (index included)."
     cols = [df.index.name or "", *map(str, df.columns)]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(map(str, [i, *r])) + " |" for i, r in zip(df.index, df.itertuples(index=False))]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + "".join(f"\n{note}\n" for note in df.attrs.get("notes", []))
 
-# %% ../nbs/02f_report.ipynb #201ca0b2
+# %% ../nbs/02f_report.ipynb #2137eba0
 def write_tables(tables: Mapping[str, pd.DataFrame], out_dir, prefix: str = "table_") -> list:
     "Write each table as <out_dir>/<prefix><name>.{csv,md,tex}; returns the paths."
     out_dir, paths = Path(out_dir), []
     for name, df in tables.items():
         base = out_dir / f"{prefix}{name}"
         tex = df.rename(columns=lambda c: c.replace("->", r"$\to$")).to_latex(escape=False, column_format="l" + "c" * len(df.columns))
+        tex = (tex + "".join(f"\\par\\footnotesize {n}\n" for n in df.attrs.get("notes", []))).replace("†", r"$^\dagger$")
         for ext, text in (("csv", df.to_csv()), ("md", markdown_table(df)), ("tex", tex)):
             atomic_write_text(base.with_suffix(f".{ext}"), text); paths.append(base.with_suffix(f".{ext}"))
     return paths

@@ -38,7 +38,7 @@ def test_main_job_paper_preset_on_the_release(mini, tmp_path):
         assert list(reading["splits"]) == ["unseen"]                       # the seen half ships no task files
         assert "no task file with rows" in reading["unavailable"]["seen"]
         assert reading["splits"]["unseen"]["handled"] == mini.expected["benchmark"], r["model"]
-        assert reading["splits"]["unseen"]["read_skips"] == {}
+        assert reading["splits"]["unseen"]["read_skips"] == dict(counts={}, items=[])
         audio = r["model"] != "BioCLIP 2"                                  # the HTML page: a counted skip of every audio encoder
         assert r["input_skips"]["unseen"]["counts"] == (mini.expected["audio_skips"] if audio else {}), r["model"]
         assert {m["split"] for m in r["metrics"]} == {"unseen"}
