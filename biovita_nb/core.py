@@ -147,7 +147,17 @@ def build_once(root, complete: Callable, build: Callable, *, staged: bool = True
         if value is None: raise RuntimeError(f"the build of the cache entry {root} returned, but the entry is not complete")
         return value, False
 
-# %% ../nbs/00_core.ipynb #b70d0c53
+# %% ../nbs/00_core.ipynb #5e7e7943
+def _umask() -> int:
+    "The process umask, read without changing it where the OS shows it (Linux), else set and restored at once."
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"): return int(line.split()[1], 8)
+    except OSError: pass
+    m = os.umask(0o077); os.umask(m)
+    return m
+
+# %% ../nbs/00_core.ipynb #3845f0ba
 @contextmanager
 def atomic_open(path, mode: str = "wb"):
     "Open a temp file beside `path`; on success it replaces `path` atomically, on error it is removed."
@@ -158,6 +168,7 @@ def atomic_open(path, mode: str = "wb"):
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush(); os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())                # mkstemp made it 0600; follow the umask as `open` does
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp): os.unlink(tmp)

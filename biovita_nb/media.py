@@ -20,9 +20,9 @@ from .core import BadInputError, OnError, SkipReport, bad_input, check_policy, p
 from .corpus import Corpus, MEDIA
 
 # %% auto #0
-__all__ = ['AudioConfig', 'MediaError', 'media_error', 'record_media_error', 'decode_audio', 'check_waveform', 'to_mono',
-           'resample', 'load_audio', 'take_window', 'pad_or_trim', 'random_crop', 'onset_start', 'onset_crop', 'to_rgb',
-           'load_image', 'image_tensor', 'check_media']
+__all__ = ['BLANK_IMAGE_STD', 'AudioConfig', 'MediaError', 'media_error', 'record_media_error', 'decode_audio', 'check_waveform',
+           'to_mono', 'resample', 'load_audio', 'take_window', 'pad_or_trim', 'random_crop', 'onset_start',
+           'onset_crop', 'to_rgb', 'check_image', 'load_image', 'image_tensor', 'check_media']
 
 # %% ../nbs/01c_media.ipynb #7aaaa533
 @dataclass(frozen=True)
@@ -181,7 +181,9 @@ def onset_crop(wave: torch.Tensor, cfg: AudioConfig = AudioConfig()) -> torch.Te
     "The eval crop: `cfg.num_samples` from `onset_start`, zero-padded."
     return take_window(wave, onset_start(wave, cfg), cfg.num_samples)
 
-# %% ../nbs/01c_media.ipynb #1e057804
+# %% ../nbs/01c_media.ipynb #1dca19de
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
 def to_rgb(img: Image.Image) -> Image.Image:
     "Any PIL image as 8-bit RGB: alpha composited on white, 16/32-bit grey scaled to 8 bits, CMYK converted."
     if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
@@ -189,7 +191,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
         scale = 255 / 65535 if img.mode.startswith("I;16") or a.max(initial=0) > 255 else 1.0
         img = Image.fromarray(np.clip(np.round(a * scale), 0, 255).astype(np.uint8), "L")
     if img.mode == "P" or (img.mode in ("L", "RGB") and "transparency" in img.info): img = img.convert("RGBA")
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+    if img.mode in _ALPHA_MODES:
         rgba = img.convert("RGBA")
         out = Image.new("RGB", rgba.size, (255, 255, 255))
         out.paste(rgba, mask=rgba.getchannel("A"))
@@ -205,9 +207,38 @@ def _warn_if_truncation_allowed():
         warnings.warn("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is on (set by another library): truncated images will load "
                       "grey-filled instead of being reported; set it to False to have them caught")
 
-# %% ../nbs/01c_media.ipynb #5209033c
+# %% ../nbs/01c_media.ipynb #5086288d
+BLANK_IMAGE_STD = 1.0   # grey levels: an image whose every channel's std over its pixels is below this is blank
+
+# %% ../nbs/01c_media.ipynb #d33f1388
+def _band_stats(img: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+    "Mean and standard deviation of each band of an 8-bit image, from its histogram."
+    h = np.asarray(img.histogram(), np.float64).reshape(-1, 256)
+    v, n = np.arange(256.0), h.sum(1)
+    mean = h @ v / n
+    return mean, np.sqrt((h * (v - mean[:, None]) ** 2).sum(1) / n)
+
+# %% ../nbs/01c_media.ipynb #938dc5b1
+def _alpha_channel(img: Image.Image) -> Image.Image | None:
+    "The alpha channel (a palette's or colour key's transparency included) as an `L` image, or None."
+    if img.mode in _ALPHA_MODES or (img.mode in ("P", "L", "RGB") and "transparency" in img.info):
+        return img.convert("RGBA").getchannel("A")
+
+# %% ../nbs/01c_media.ipynb #c311c7b0
+def check_image(rgb: Image.Image, name, alpha: Image.Image | None = None) -> float:
+    "Reject a blank RGB image (by raising `MediaError`); returns its largest channel std in grey levels."
+    mean, sd = _band_stats(rgb)
+    if sd.max() >= BLANK_IMAGE_STD: return float(sd.max())
+    found = (f"blank: every pixel is about the colour {tuple(int(round(c)) for c in mean)} (largest channel std "
+             f"{sd.max():.2f} < {BLANK_IMAGE_STD} grey levels)")
+    if alpha is not None and _band_stats(alpha)[1][0] >= BLANK_IMAGE_STD:
+        raise media_error(name, "blank_image", f"{found}; its picture is only in the alpha channel (colour channels "
+                          "constant): flatten it on a contrasting background, or remove its row")
+    raise media_error(name, "blank_image", f"{found}: a failed export or a placeholder; replace the file or remove its row")
+
+# %% ../nbs/01c_media.ipynb #95c72fd3
 def load_image(src, name=None) -> Image.Image:
-    "Decode a path or bytes fully (truncation is an error) and return 8-bit RGB."
+    "Decode a path or bytes fully (truncation is an error), return 8-bit RGB; blank images are errors too."
     name = _src_name(src, name)
     is_bytes = isinstance(src, (bytes, bytearray))
     if not is_bytes and not Path(src).is_file():
@@ -216,12 +247,14 @@ def load_image(src, name=None) -> Image.Image:
     try:
         with Image.open(io.BytesIO(src) if is_bytes else src) as img:
             img.load()
-            return to_rgb(img)
+            rgb, alpha = to_rgb(img), _alpha_channel(img)
     except UnidentifiedImageError as e:
         raise media_error(name, "undecodable_image", f"not a readable image ({e}); re-download it or remove its row") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise media_error(name, "truncated_image", f"cannot be decoded completely ({type(e).__name__}: {e}); the file is "
                           "truncated or corrupt: re-download it or remove its row") from None
+    check_image(rgb, name, alpha)
+    return rgb
 
 # %% ../nbs/01c_media.ipynb #c51476eb
 def image_tensor(src, transform: Callable, name=None) -> torch.Tensor:
