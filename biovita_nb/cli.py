@@ -163,13 +163,14 @@ def _embed_into(out: Path, usable: pd.DataFrame, model, args) -> tuple:
         written = write_embeddings(out, table, matrix) if to_file else [root]
     return table, matrix, written, result
 
-# %% ../nbs/09_cli.ipynb #e9675040
+# %% ../nbs/09_cli.ipynb #c5c5c508
 def cmd_embed(args):
     out = Path(args.out)
     _check_out(out)
     if (args.toy is None) == (args.model is None): raise CLIError("say which model embeds", "pass --toy NAME or --model SOURCE")
     from biovita_nb.core import BadInputError
-    from biovita_nb.features import embed_inputs, source_model
+    from biovita_nb.features import source_model
+    from biovita_nb.inputs import embed_inputs
     src = existing(args.input, "input", fix="pass a folder of audio/images, a manifest .csv, a .txt of names or a benchmark folder")
     root = existing(args.root, "--root", "dir") if args.root is not None else None
     try:
@@ -238,11 +239,11 @@ def cmd_benchmark_build(args):
         say(f"{name}: {len(bench.tasks)} tasks, {int(st.queries.sum())} queries, "
             f"{int(st.queries_without_gallery.sum())} without a gallery -> {out / name}")
 
-# %% ../nbs/09_cli.ipynb #bdbb0796
+# %% ../nbs/09_cli.ipynb #8841113c
 def _check_identity(feats_dir: Path, splits: list, root) -> dict:
-    "`features.check_features_identity`, said in one line; a mismatch is a command-line error."
+    "`inputs.check_features_identity`, said in one line; a mismatch is a command-line error."
     from biovita_nb.core import BadInputError
-    from biovita_nb.features import check_features_identity
+    from biovita_nb.inputs import check_features_identity
     try: identity = check_features_identity(feats_dir, splits, root)
     except BadInputError as e: raise CLIError(str(e)) from None
     if identity["by"] == "nothing": say(f"features not checked against the benchmark: {identity['why']}")
@@ -250,10 +251,11 @@ def _check_identity(feats_dir: Path, splits: list, root) -> dict:
               + (f"; {identity['unchecked']} without a row in items.csv" if identity["unchecked"] else ""))
     return identity
 
-# %% ../nbs/09_cli.ipynb #9100fdfd
+# %% ../nbs/09_cli.ipynb #2574279c
 def cmd_benchmark_eval(args):
     b = existing(args.benchmark, "--benchmark", "dir", "pass a benchmark folder (ids/ + level folders) or a folder of them")
-    from biovita_nb.features import benchmark_splits, store_features
+    from biovita_nb.features import store_features
+    from biovita_nb.inputs import benchmark_splits
     splits = benchmark_splits(b)
     if not splits: raise CLIError(f"--benchmark {b} holds no benchmark (no ids/ folder in it or its sub-folders)",
                                   "build one with `biovita benchmark build`")

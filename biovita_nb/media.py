@@ -20,9 +20,10 @@ from .core import BadInputError, OnError, SkipReport, bad_input, check_policy, p
 from .corpus import Corpus, MEDIA
 
 # %% auto #0
-__all__ = ['BLANK_IMAGE_STD', 'AudioConfig', 'MediaError', 'media_error', 'record_media_error', 'decode_audio', 'check_waveform',
-           'to_mono', 'resample', 'load_audio', 'take_window', 'pad_or_trim', 'random_crop', 'onset_start',
-           'onset_crop', 'to_rgb', 'check_image', 'load_image', 'image_tensor', 'check_media']
+__all__ = ['BLANK_IMAGE_STD', 'AUDIO_EXTENSIONS', 'IMAGE_EXTENSIONS', 'AudioConfig', 'MediaError', 'media_error',
+           'record_media_error', 'decode_audio', 'check_waveform', 'to_mono', 'resample', 'load_audio', 'take_window',
+           'pad_or_trim', 'random_crop', 'onset_start', 'onset_crop', 'to_rgb', 'check_image', 'load_image',
+           'image_tensor', 'check_media']
 
 # %% ../nbs/01c_media.ipynb #7aaaa533
 @dataclass(frozen=True)
@@ -255,6 +256,10 @@ def load_image(src, name=None) -> Image.Image:
                           "truncated or corrupt: re-download it or remove its row") from None
     check_image(rgb, name, alpha)
     return rgb
+
+# %% ../nbs/01c_media.ipynb #6f6a37b1
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".m4a")     # libsndfile, and AAC in .m4a through PyAV
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff")
 
 # %% ../nbs/01c_media.ipynb #c51476eb
 def image_tensor(src, transform: Callable, name=None) -> torch.Tensor:

@@ -17,7 +17,7 @@ from .builder import direction_name
 from .evaluate import TaskResult, _feature_lookup, evaluate_task, task_arrays
 
 # %% auto #0
-__all__ = ['lineage_table', 'benchmark_arrays', 'BenchmarkResult', 'benchmark_reading', 'evaluate_benchmark', 'evaluate_splits',
+__all__ = ['lineage_table', 'benchmark_arrays', 'benchmark_reading', 'BenchmarkResult', 'evaluate_benchmark', 'evaluate_splits',
            'error_shares', 'error_analysis', 'RetrievalResult', 'retrieval_metrics', 'top1', 'linear_probe',
            'probe_top1']
 
@@ -30,6 +30,12 @@ def lineage_table(text_index: pd.DataFrame) -> pd.DataFrame:
 def benchmark_arrays(bench: BenchmarkFolder) -> dict:
     "Every task of `bench` as `TaskArrays`, converted once to score several models."
     return {key: task_arrays(frame) for key, frame in bench.tasks.items()}
+
+# %% ../nbs/02e_metrics.ipynb #bd7c7a71
+def benchmark_reading(bench: BenchmarkFolder) -> dict:
+    "{root, handled, read_skips: {counts, items}} of a benchmark read from disk."
+    return dict(root=None if bench.root is None else str(bench.root), handled={k: int(v) for k, v in bench.handled.items()},
+                read_skips=dict(counts=bench.report.counts(), items=bench.report.to_frame().to_dict("records")))
 
 # %% ../nbs/02e_metrics.ipynb #926ce36f
 @dataclass
@@ -60,12 +66,6 @@ class BenchmarkResult:
     def per_taxon(self, ks=(1, 5, 10)) -> pd.DataFrame:
         "Top-k (%) and queries per task and correct taxon (one row each)."
         return self._breakdown("per_taxon", ks)
-
-# %% ../nbs/02e_metrics.ipynb #bd7c7a71
-def benchmark_reading(bench: BenchmarkFolder) -> dict:
-    "{root, handled, read_skips: {counts, items}} of a benchmark read from disk."
-    return dict(root=None if bench.root is None else str(bench.root), handled={k: int(v) for k, v in bench.handled.items()},
-                read_skips=dict(counts=bench.report.counts(), items=bench.report.to_frame().to_dict("records")))
 
 # %% ../nbs/02e_metrics.ipynb #93b5ea36
 def _features_for(features: Mapping, modality: str, level: str) -> Features:

@@ -183,21 +183,6 @@ def _to_device(x, device):
     if isinstance(x, dict): return {k: _to_device(v, device) for k, v in x.items()}
     return x
 
-# %% ../nbs/02h_store.ipynb #dc065f11
-@dataclass
-class ExtractResult:
-    modality: str
-    rank: int
-    world_size: int
-    n_assigned: int          # ids of this rank
-    n_already_done: int      # found in the store on start (resumed)
-    n_encoded: int
-    chunks_written: int
-    skipped: SkipReport      # skipped by this run
-    seconds: float
-    n_retried: int = 0       # recorded as skipped by an earlier run, so tried again
-    n_recovered: int = 0     # of those, stored now
-
 # %% ../nbs/02h_store.ipynb #87fb7dec
 def _loaded(loaded, want: list) -> tuple:
     "(kept ids, batch, SkipReport of the dropped ids by id) from what a `load_batch` returned."
@@ -230,6 +215,21 @@ def _item_bar(n: int, modality: str, show: bool):
     bar = progress_bar(range(n), leave=False)
     bar.comment = f"{modality} items"; bar.update(0)
     return bar
+
+# %% ../nbs/02h_store.ipynb #dc065f11
+@dataclass
+class ExtractResult:
+    modality: str
+    rank: int
+    world_size: int
+    n_assigned: int          # ids of this rank
+    n_already_done: int      # found in the store on start (resumed)
+    n_encoded: int
+    chunks_written: int
+    skipped: SkipReport      # skipped by this run
+    seconds: float
+    n_retried: int = 0       # recorded as skipped by an earlier run, so tried again
+    n_recovered: int = 0     # of those, stored now
 
 # %% ../nbs/02h_store.ipynb #231ccb34
 @torch.no_grad()
