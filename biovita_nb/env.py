@@ -94,6 +94,14 @@ def _smoke_numba():
     import numba
     assert numba.njit(lambda x: x + 1)(1) == 2
 
+# %% ../nbs/00a_env.ipynb #6a4e05be
+def _smoke_pyarrow():
+    import io, numpy as np, pandas as pd
+    buf = io.BytesIO()
+    pd.DataFrame({"id": [3, 7], "embedding": list(np.eye(2, dtype=np.float32))}).to_parquet(buf, engine="pyarrow", index=False)
+    back = pd.read_parquet(io.BytesIO(buf.getvalue()), engine="pyarrow")
+    assert back.id.tolist() == [3, 7] and np.stack(back.embedding).tolist() == [[1.0, 0.0], [0.0, 1.0]]
+
 # %% ../nbs/00a_env.ipynb #83ff556c
 @dataclass(frozen=True)
 class StackPackage:
@@ -102,12 +110,12 @@ class StackPackage:
     module: str
     smoke: object
 
-# %% ../nbs/00a_env.ipynb #34381db6
+# %% ../nbs/00a_env.ipynb #573688e2
 STACK = (StackPackage("numpy", "numpy", lambda: None), StackPackage("torch", "torch", _smoke_torch),
          StackPackage("torchaudio", "torchaudio", _smoke_torchaudio), StackPackage("torchvision", "torchvision", _smoke_torchvision),
          StackPackage("open-clip-torch", "open_clip", _smoke_open_clip), StackPackage("transformers", "transformers", _smoke_transformers),
          StackPackage("soundfile", "soundfile", _smoke_soundfile), StackPackage("av", "av", _smoke_av),
-         StackPackage("numba", "numba", _smoke_numba))
+         StackPackage("numba", "numba", _smoke_numba), StackPackage("pyarrow", "pyarrow", _smoke_pyarrow))
 
 # %% ../nbs/00a_env.ipynb #03b00bb0
 @dataclass

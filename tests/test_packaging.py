@@ -1,9 +1,10 @@
 """`python -m build` gives a wheel and an sdist that install into a fresh venv and work there, away from the repo:
-`biovita --help`, `import biovita_nb`, and the toy main job without the repo's nbs/.
+`biovita --help`, `import biovita_nb`, `biovita embed` into .parquet (pyarrow comes with the install), and the toy main
+job without the repo's nbs/.
 
 Needs the package registry for the dependencies (pip's cache makes it a minute or two); skipped, saying so, when the
 registry cannot be reached. Set BIOVITA_SKIP_PACKAGING=1 to skip it on purpose."""
-import os, re, shutil, subprocess, sys, time, zipfile
+import json, os, re, shutil, subprocess, sys, time, zipfile
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,10 @@ NETWORK = re.compile(r"(connection|network is unreachable|temporary failure in n
 pytestmark = pytest.mark.skipif(os.environ.get("BIOVITA_SKIP_PACKAGING") == "1", reason="BIOVITA_SKIP_PACKAGING=1")
 
 
-def run(cmd, timeout=1200, **kw):
-    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, **kw)
-    return r
+def run(cmd, timeout=1200, env=None, **kw):
+    "Run `cmd` without PYTHONPATH: a checkout on it (and its egg-info) would stand in for the installed package."
+    env = {k: v for k, v in (os.environ if env is None else env).items() if k != "PYTHONPATH"}
+    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, env=env, **kw)
 
 
 def ok(r):
@@ -88,10 +90,29 @@ def test_toy_main_job_from_the_installed_package(venv, tmp_path):
     assert not (work / "_runs").exists()
 
 
+def test_embed_writes_parquet_from_the_installed_package(venv, tmp_path):
+    "pyarrow comes with the install: `biovita embed --out FILE.parquet` writes a table that pandas in that venv reads back."
+    from PIL import Image
+    import numpy as np
+    images = tmp_path / "images"; images.mkdir()
+    for i in range(3):
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(images / f"img{i}.png")
+    bin_ = venv / "bin"
+    t0 = time.perf_counter()
+    r = ok(run([bin_ / "biovita", "embed", images, "--toy", "bioclip", "--out", tmp_path / "feats.parquet", "--quiet"], cwd=tmp_path))
+    print(f"\nbiovita embed --out .parquet from the installed package: {time.perf_counter() - t0:.1f} s")
+    assert "feats.parquet" in r.stdout, r.stdout
+    check = ("import json, sys, numpy as np, pandas as pd; d = pd.read_parquet(sys.argv[1]); m = np.stack(d.embedding); "
+             "print(json.dumps(dict(names=d.name.tolist(), shape=m.shape, dtype=str(m.dtype), norms=np.linalg.norm(m, axis=1).tolist())))")
+    got = json.loads(ok(run([bin_ / "python", "-c", check, tmp_path / "feats.parquet"], cwd=tmp_path)).stdout)
+    assert got["names"] == ["img0.png", "img1.png", "img2.png"] and got["shape"][0] == 3 and got["shape"][1] > 0, got
+    assert got["dtype"] == "float32" and max(abs(n - 1) for n in got["norms"]) < 1e-4, got
+
+
 def test_sdist_installs_too(built, venv, tmp_path):
     _, _, sdist = built
     t0 = time.perf_counter()
     ok(run([venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", sdist]))
     print(f"\nsdist install (no deps): {time.perf_counter() - t0:.1f} s")
     r = ok(run([venv / "bin" / "python", "-c", "import biovita_nb, biovita_nb.cli; print(biovita_nb.__version__)"], cwd=tmp_path))
-    assert r.stdout.strip() == ok(run([sys.executable, "-c", "import biovita_nb; print(biovita_nb.__version__)"])).stdout.strip()
+    assert r.stdout.strip() == ok(run([sys.executable, "-c", "import biovita_nb; print(biovita_nb.__version__)"], cwd=REPO)).stdout.strip()
