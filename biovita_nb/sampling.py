@@ -21,10 +21,11 @@ from .corpus import Corpus, MEDIA, taxon_record
 from .media import AudioConfig, MediaError, check_waveform, decode_audio, load_audio, load_image, onset_crop, random_crop, record_media_error, to_mono
 
 # %% auto #0
-__all__ = ['CROPS', 'SHARD_EXT', 'draw_k', 'species_groups', 'balanced_epoch', 'EpochSampler', 'SpeciesBalancedSampler',
-           'SequentialEpochSampler', 'item_seed', 'item_generator', 'worker_init_fn', 'audio_clip', 'ItemSpec',
-           'collate_items', 'record_skipped', 'CorpusDataset', 'AudioTextDataset', 'ImageTextDataset',
-           'stage2_triplets', 'TripletDataset', 'write_shards', 'shard_dataset']
+__all__ = ['CROPS', 'STAGE2_DRAWS', 'SHARD_EXT', 'draw_k', 'species_groups', 'balanced_epoch', 'EpochSampler',
+           'SpeciesBalancedSampler', 'SequentialEpochSampler', 'item_seed', 'item_generator', 'worker_init_fn',
+           'audio_clip', 'ItemSpec', 'collate_items', 'record_skipped', 'CorpusDataset', 'AudioTextDataset',
+           'ImageTextDataset', 'stage2_triplets', 'stage2_triplets_once', 'triplet_batches', 'triplet_prompts',
+           'TripletDataset', 'write_shards', 'shard_dataset']
 
 # %% ../nbs/01f_sampling.ipynb #1cd2cca4
 def draw_k(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -242,6 +243,34 @@ def stage2_triplets(audio_species, image_species, seed: int, epoch: int, per_spe
         parts.append(np.stack([A[draw_k(len(A), k, rng)], I[draw_k(len(I), k, rng)], np.full(k, s)], 1))
     t = np.concatenate(parts) if parts else np.zeros((0, 3), np.int64)
     return pd.DataFrame(t[np.random.default_rng([seed, epoch]).permutation(len(t))], columns=["audio", "image", "species_index"])
+
+# %% ../nbs/01f_sampling.ipynb #36fe6e75
+def stage2_triplets_once(audio_species, image_species, seed: int, epoch: int, per_species: int = 20) -> pd.DataFrame:
+    "The authors' triplets: exactly `per_species` per species, drawn with replacement once for all epochs; `epoch` only reorders."
+    a, im = species_groups(audio_species), species_groups(image_species)
+    parts = []
+    for s in sorted(a.keys() & im.keys()):
+        rng = np.random.default_rng([seed, s])
+        A, I = a[s][rng.integers(len(a[s]), size=per_species)], im[s][rng.integers(len(im[s]), size=per_species)]
+        parts.append(np.stack([A, I, np.full(per_species, s)], 1))
+    t = np.concatenate(parts) if parts else np.zeros((0, 3), np.int64)
+    return pd.DataFrame(t[np.random.default_rng([seed, epoch]).permutation(len(t))], columns=["audio", "image", "species_index"])
+
+# %% ../nbs/01f_sampling.ipynb #882a21e9
+STAGE2_DRAWS = {"per_epoch": stage2_triplets, "once_with_replacement": stage2_triplets_once}
+
+def triplet_batches(audio_species, image_species, seed: int, epoch: int, per_species: int, batch_size: int,
+                    draw: str = "per_epoch") -> list:
+    "One epoch's triplets as batches of `batch_size` (dicts of epoch, audio and image positions), the last partial one dropped."
+    t = STAGE2_DRAWS[draw](audio_species, image_species, seed, epoch, per_species)
+    return [dict(epoch=epoch, audio=t.audio.to_numpy()[i:i + batch_size], image=t.image.to_numpy()[i:i + batch_size])
+            for i in range(0, len(t) - batch_size + 1, batch_size)]
+
+# %% ../nbs/01f_sampling.ipynb #535681b2
+def triplet_prompts(sampler: PromptSampler, taxa: dict, species, clip_ids, epoch: int, draw: str = "per_epoch") -> list:
+    "One prompt per triplet: keyed by (epoch, clip id) for per-epoch triplets, by the species alone for the authors' list."
+    if draw == "per_epoch": return [sampler(taxa[int(s)], epoch, int(i)) for s, i in zip(species, clip_ids)]
+    return [sampler(taxa[int(s)], int(s)) for s in species]
 
 # %% ../nbs/01f_sampling.ipynb #b81efecb
 class TripletDataset(torch.utils.data.Dataset):

@@ -224,25 +224,26 @@ def biovita_tax_string(t: Taxon) -> str:
     "BioVITA's `tax` field: class order family genus scientific_name."
     return " ".join(p for p in (t.klass, t.order, t.family, t.genus, t.species) if p)
 
-# %% ../nbs/00b_taxonomy.ipynb #2554c7f7
+# %% ../nbs/00b_taxonomy.ipynb #8a4e520c
 BIOVITA_TEMPLATES = ("{com}", "{sci}", "{tax}", "{sci} with common name {com}", "{tax} with common name {com}")
 
-def training_prompts(t: Taxon) -> list:
-    "All BioVITA training prompts for `t`, templates with empty fields dropped."
-    fields_ = dict(com=t.common_name, sci=t.species, tax=biovita_tax_string(t))
+def training_prompts(t: Taxon, common_name_fallback: bool = False) -> list:
+    "All BioVITA training prompts for `t`: templates with empty fields dropped, or a missing common name read as `t.species`."
+    fields_ = dict(com=t.common_name or (t.species if common_name_fallback else ""), sci=t.species, tax=biovita_tax_string(t))
     out = []
     for tpl in BIOVITA_TEMPLATES:
         needed = re.findall(r"{(\w+)}", tpl)
         if all(fields_[f] for f in needed): out.append(tpl.format(**fields_))
     return out
 
-# %% ../nbs/00b_taxonomy.ipynb #643009a9
+# %% ../nbs/00b_taxonomy.ipynb #63682919
 @dataclass(frozen=True)
 class PromptSampler:
     "Draw one training prompt per sample, deterministically in `(seed, *key)`."
     seed: int = 0
+    common_name_fallback: bool = False        # True: the authors' code (five templates even without a common name)
     def __call__(self, t: Taxon, *key: int) -> str:
-        prompts = training_prompts(t)
+        prompts = training_prompts(t, self.common_name_fallback)
         rng = np.random.default_rng([self.seed, *[int(k) for k in key]])
         return prompts[int(rng.integers(len(prompts)))]
 
