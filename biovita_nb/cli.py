@@ -308,7 +308,7 @@ def add_distill(sub, common):
     p.add_argument("--out", help="keep the model here (default: the package cache)")
     p.set_defaults(run=cmd_distill)
 
-# %% ../nbs/09_cli.ipynb #c96ac8e4
+# %% ../nbs/09_cli.ipynb #e223a828
 def _stage_config(args):
     from biovita_nb.core import for_preset
     from biovita_nb.train import Stage1Config, Stage2Config
@@ -332,10 +332,11 @@ def cmd_train(args):
         raise CLIError("--preset paper needs --corpus", "pass the released BioVITA data (a corpus root, see `01b_corpus`)")
     from biovita_nb.runs import pretrained_parts, train_stage
     bioclip, clap, corpus = pretrained_parts(args.preset, corpus)
+    prepared = existing(args.prepared, "--prepared", "dir", "pass a `biovita corpus prepare` folder") if args.prepared else None
     train_stage(args.stage, _stage_config(args), bioclip, clap, corpus, out, init=init, preset=args.preset, device=args.device,
-                ckpt_every=args.ckpt_every, export=args.export, progress=not args.quiet, log=say)
+                ckpt_every=args.ckpt_every, export=args.export, progress=not args.quiet, log=say, prepared=prepared)
 
-# %% ../nbs/09_cli.ipynb #1d453848
+# %% ../nbs/09_cli.ipynb #a8b979f9
 @command
 def add_train(sub, common):
     p = sub.add_parser("train", parents=[common], help="paper A: BioVITA stage 1 or stage 2 (works under torchrun)",
@@ -345,6 +346,8 @@ def add_train(sub, common):
     p.add_argument("--preset", choices=("toy", "paper"), default="toy")
     p.add_argument("--out", required=True, help="folder for <stage>.safetensors, history and checkpoints (resumes there)")
     p.add_argument("--corpus", help="corpus root (default for toy: the stand-ins' world)")
+    p.add_argument("--prepared", help="read the training audio from these shards (`biovita corpus prepare` of the corpus): "
+                   "memory and the time to the first step stay flat with the corpus")
     p.add_argument("--init", help="stage2: stage 1 weights (default OUT/stage1.safetensors)")
     p.add_argument("--epochs", type=positive, help="override the preset's epochs (stage2: each phase)")
     p.add_argument("--batch-size", type=positive, help="override the batch size per process")

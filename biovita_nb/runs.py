@@ -160,15 +160,17 @@ def pretrained_parts(preset: str, corpus=None) -> tuple:
     bc, cl = model_spec("bioclip", "paper"), model_spec("clap", "paper")
     return load_open_clip(bc.source, bc.revision), load_clap(cl.source, cl.revision), corpus
 
-# %% ../nbs/04a_runs.ipynb #23fdd0cb
+# %% ../nbs/04a_runs.ipynb #7b3ea2fd
 def train_stage(stage: str, cfg, bioclip, clap, corpus, out, *, init=None, preset: str = "toy", device="cpu",
-                ckpt_every: int = 25, export: bool = False, progress: bool = True, log: Callable = print) -> Path:
-    "Train BioVITA `stage` ('stage1' or 'stage2', config `cfg`) from `bioclip` + `clap` on `corpus`; the saved weights."
+                ckpt_every: int = 25, export: bool = False, progress: bool = True, log: Callable = print, prepared=None) -> Path:
+    """Train BioVITA `stage` ('stage1' or 'stage2', config `cfg`) from `bioclip` + `clap` on `corpus` (its audio read from
+    the `prepared` shards of `prepare.prepare_audio` when given); the saved weights."""
     out = Path(out)
     with distributed(device) as (device, wrap):
         r, ws = rank(), world_size()
-        data = TrainingSet.from_corpus(read_corpus(corpus))
-        log(f"{stage} ({preset}) on {corpus}: {len(data.audio)} train clips, {len(data.image)} train images, "
+        data = TrainingSet.from_corpus(read_corpus(corpus), prepared=prepared)
+        log(f"{stage} ({preset}) on {corpus}: {len(data.audio)} train clips"
+            f"{f' (from the shards in {prepared})' if prepared is not None else ''}, {len(data.image)} train images, "
             f"{ws} process(es), {cfg.batch_size_per_device} per process")
         model = BioVITA.from_pretrained_parts(copy.deepcopy(bioclip.model), clap.model, seed=cfg.seed)
         if init is not None: log(load_biovita(model, init).summary())

@@ -156,6 +156,18 @@ def test_train_stage1_single_process_and_torchrun(small_world, tmp_path):
         assert all(bool(w[k].isfinite().all()) for k in trained)
         assert sum(float(((w[k] - start[k]).double() ** 2).sum()) for k in trained) > 0     # training moved the weights
     assert all(torch_equal(one[k], start[k]) for k in one if k.startswith("oc_model."))     # BioCLIP 2 stays frozen
+    # the same two-rank run with its audio read from shards, prepared by two torchrun ranks (float32: the files' crops)
+    r = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", BIOVITA, "corpus", "prepare", "--corpus", str(small_world),
+                        "--out", str(tmp_path / "prepared"), "--dtype", "float32", "--per-shard", "8", "--quiet"],
+                       capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads((tmp_path / "prepared" / "prepare.json").read_text())["complete"]    # the last rank wrote the index
+    r = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", BIOVITA, "train", "stage1", *map(str, common),
+                        "--batch-size", "4", "--prepared", str(tmp_path / "prepared"), "--out", str(tmp_path / "two_prepared")],
+                       capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0 and "(from the shards in" in r.stdout, r.stdout + r.stderr
+    hist3 = json.loads((tmp_path / "two_prepared" / "stage1_history.json").read_text())
+    assert [h["l_at"] for h in hist3] == pytest.approx([h["l_at"] for h in hist2], rel=1e-4)   # the same steps, same losses
 
 
 def test_train_stage2_from_stage1(small_world, tmp_path):
