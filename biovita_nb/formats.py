@@ -149,13 +149,12 @@ def _integer_ids(ids) -> tuple:
 # %% ../nbs/01d_formats.ipynb #fd49bb94
 _INTEGER_LISTS = re.compile(r"[\d\s,\[\]-]*")      # JSON text holding nothing but integers in (nested) lists
 
-# %% ../nbs/01d_formats.ipynb #cc446dad
+# %% ../nbs/01d_formats.ipynb #c00d4c0d
 def _task_row_problem(r, taxa, targets, level, query, gallery, q_ids, g_ids, n_candidates, shared: dict, handled: Counter):
-    """The first thing wrong with one task row (`taxa`, `targets`: its decoded JSON cells), as (column, reason, message), or None.
-    A gallery list equal to the first one seen for its taxon is replaced by that list object (`shared`: taxon -> list).
-    A row whose every list equals its taxon's, in a cell holding nothing but integers (Python finds `1 == 1.0 == True`,
-    JSON does not), is not checked id by id again: the usual case, and a tenth of the time. A valid row's float ids
-    and empty candidate groups are counted in `handled`."""
+    """The first thing wrong with one task row (`taxa`, `targets`: its decoded JSON cells) as (column, reason, message), or None.
+    A gallery list equal to the first one seen for its taxon becomes that list object (`shared`: taxon -> list); a row whose
+    every list equals its taxon's, in a cell of integers only (Python finds `1 == 1.0 == True`, JSON does not), is not checked
+    id by id again (the usual case, a tenth of the time). A valid row's float ids and empty groups are counted in `handled`."""
     if task_direction(r["task"]) != (query, gallery):
         return "task", "wrong_task", f"{r['task']!r} in a file of task {TASK_CODES[(query, gallery)]} ({task_name(query, gallery)})"
     if r["taxon_level"].strip() != level:
@@ -374,7 +373,7 @@ def read_benchmarks(root, n_candidates: int | None = None, on_error: OnError = "
 # %% ../nbs/01d_formats.ipynb #98225488
 NORM_TOLERANCE = 1e-2
 
-# %% ../nbs/01d_formats.ipynb #ec38fa70
+# %% ../nbs/01d_formats.ipynb #9c216267
 @dataclass(frozen=True, eq=False)
 class Features:
     "Item ids and their L2-normalised float32 embeddings (row i embeds ids[i])."
@@ -409,7 +408,6 @@ class Features:
     def __len__(self): return len(self.ids)
     @property
     def dim(self) -> int: return self.vectors.shape[1]
-
     def fingerprint(self) -> str:
         "sha256 (16 hex digits) of modality, ids and vectors: which features a result was computed from."
         h = hashlib.sha256(self.modality.encode())

@@ -157,7 +157,7 @@ def prepare_audio(corpus: Corpus, out_dir, split: str | None = "train", *, cfg: 
             record_media_error(on_error, report, MediaError(f"{item}: {detail}", item, reason, detail))
     return dict(shards=mine, written=todo, complete=_finish(out_dir, meta, items))
 
-# %% ../nbs/01i_prepare.ipynb #6a832558
+# %% ../nbs/01i_prepare.ipynb #ad87f1f5
 class PreparedAudio:
     "Clips prepared by `prepare_audio`: the index, and samples read from memory-mapped shards (never the whole corpus)."
     def __init__(self, out_dir, cfg: AudioConfig = AudioConfig(), max_open: int = 64):
@@ -175,6 +175,7 @@ class PreparedAudio:
     @property
     def skipped(self) -> pd.DataFrame: return pd.DataFrame(self.meta["skipped"], columns=["item", "reason", "detail"])
     def position(self, item_id: int) -> int: return int(self._pos.get_loc(int(item_id)))
+    def positions(self, item_ids) -> np.ndarray: return self._pos.get_indexer(np.asarray(item_ids, np.int64))   # -1: absent
     def __getstate__(self): return {**self.__dict__, "_maps": OrderedDict()}
 
     def _map(self, shard: int) -> np.memmap:
@@ -225,26 +226,26 @@ class PreparedAudioDataset(torch.utils.data.Dataset):
         "The species-balanced epoch sampler over the prepared clips."
         return SpeciesBalancedSampler(self.species_index, seed, max_per_species, min_per_species, rank, world_size)
 
-# %% ../nbs/01i_prepare.ipynb #d4b44be3
+# %% ../nbs/01i_prepare.ipynb #e688f120
 class AudioFeatureSource:
     "Front-end features of training clips, batched on `device`, with a seeded random crop per (epoch, clip)."
     def __init__(self, corpus: Corpus, items: pd.DataFrame, front_end: torch.nn.Module, seed: int = 0,
                  cfg: AudioConfig = AudioConfig(), device="cpu", chunk: int = 64, prepared: PreparedAudio | None = None):
-        self.corpus, self.items, self.seed, self.cfg = corpus, items.reset_index(drop=True), seed, cfg
-        self.device, self.chunk, self.prepared = torch.device(device), chunk, prepared
+        self.corpus, self.seed, self.cfg, self.device, self.chunk = corpus, seed, cfg, torch.device(device), chunk
+        self.ids, self.files, self.prepared = items.id.to_numpy(np.int64), items.file_name.to_numpy(), prepared
         self.front_end = front_end.to(self.device)
         self.fixed: dict = {}          # clip id -> features, for clips no longer than the window (files only)
         self.front_end_clips = 0       # clips that went through the front end (for tests and benches)
-        if prepared is not None and not self.items.id.isin(prepared.ids).all():
-            gone = self.items.id[~self.items.id.isin(prepared.ids)]
-            raise ValueError(f"{len(gone)} training clip(s) are not in {prepared.root} (e.g. id {gone.iloc[0]}); prepare "
-                             "this corpus split again (`biovita corpus prepare`), or leave those clips out")
-    def _load(self, row, epoch: int):
-        if self.prepared is not None: return self.prepared.crop(item_id=int(row.id), epoch=epoch, seed=self.seed), False
-        wave = load_audio(self.corpus.path(row.file_name), self.cfg)
-        g = torch.Generator().manual_seed(item_seed(self.seed, epoch, int(row.id)))
+        self.shard_pos = prepared.positions(self.ids) if prepared is not None else None   # row -> clip in the shards
+        if prepared is not None and (self.shard_pos < 0).any():
+            raise ValueError(f"{int((self.shard_pos < 0).sum())} training clip(s) are not in {prepared.root} (e.g. id "
+                             f"{self.ids[self.shard_pos < 0][0]}); prepare this corpus split again (`biovita corpus prepare`)")
+    def _load(self, k: int, epoch: int) -> tuple:
+        "(this epoch's crop of row `k`, whether it can never change)."
+        if self.prepared is not None: return self.prepared.crop(int(self.shard_pos[k]), epoch, self.seed), False
+        wave = load_audio(self.corpus.path(self.files[k]), self.cfg)
+        g = torch.Generator().manual_seed(item_seed(self.seed, epoch, int(self.ids[k])))
         return random_crop(wave, self.cfg.num_samples, g), wave.shape[-1] <= self.cfg.num_samples
-
     @torch.no_grad()
     def _front_end(self, waves: list) -> list:
         self.front_end_clips += len(waves)
@@ -253,16 +254,15 @@ class AudioFeatureSource:
     def precompute(self) -> "AudioFeatureSource":
         "Files: features of every clip whose crop cannot vary, in fixed chunks. Prepared shards: nothing (bounded memory)."
         if self.prepared is not None: return self
-        for start in range(0, len(self.items), self.chunk):
-            rows = [self.items.iloc[i] for i in range(start, min(start + self.chunk, len(self.items)))]
-            loaded = [(r, *self._load(r, 0)) for r in rows]
-            fixed = [(r, w) for r, w, is_fixed in loaded if is_fixed]
-            for (r, _), f in zip(fixed, self._front_end([w for _, w in fixed]) if fixed else []): self.fixed[int(r.id)] = f
+        for start in range(0, len(self.ids), self.chunk):
+            loaded = [(k, *self._load(k, 0)) for k in range(start, min(start + self.chunk, len(self.ids)))]
+            fixed = [(k, w) for k, w, is_fixed in loaded if is_fixed]
+            for (k, _), f in zip(fixed, self._front_end([w for _, w in fixed]) if fixed else []): self.fixed[int(self.ids[k])] = f
         return self
-
     def __call__(self, positions: Sequence[int], epoch: int) -> dict:
-        rows = [self.items.iloc[int(p)] for p in positions]
-        todo = [r for r in rows if int(r.id) not in self.fixed]
-        fresh = dict(zip([int(r.id) for r in todo], self._front_end([self._load(r, epoch)[0] for r in todo]))) if todo else {}
-        feats = [self.fixed.get(int(r.id)) or fresh[int(r.id)] for r in rows]
-        return {k: torch.stack([f[k] for f in feats]) for k in feats[0]}
+        "Features of rows `positions` (of `items`) for `epoch`, stacked."
+        ks = [int(p) for p in positions]
+        todo = [k for k in ks if int(self.ids[k]) not in self.fixed]
+        fresh = dict(zip(todo, self._front_end([self._load(k, epoch)[0] for k in todo]))) if todo else {}
+        feats = [self.fixed.get(int(self.ids[k])) or fresh[k] for k in ks]
+        return {key: torch.stack([f[key] for f in feats]) for key in feats[0]}

@@ -116,16 +116,18 @@ def write_chunk(self: FeatureStore, modality: str, ids: Sequence[int], features:
                                                              skipped=json.dumps(sk), written=str(time.time_ns()))))
     return path
 
-# %% ../nbs/02h_store.ipynb #4ee36657
+# %% ../nbs/02h_store.ipynb #4340b532
 @patch
-def _read(self: FeatureStore, path: Path) -> tuple:
+def _read(self: FeatureStore, path: Path, features: bool = True) -> tuple:
+    "(ids, features or None, skip records, write time) of one chunk; `features=False` reads its ids and metadata only."
     from safetensors import safe_open
     with safe_open(str(path), "pt") as f:
         meta = f.metadata() or {}
         if meta.get("fingerprint") != self.fingerprint.key():
             raise FingerprintMismatchError(f"{path} was written with fingerprint {meta.get('fingerprint')}, "
                                            f"this store is {self.fingerprint.key()}; remove the stray chunk")
-        return f.get_tensor("ids"), f.get_tensor("features"), json.loads(meta.get("skipped", "[]")), int(meta.get("written", 0))
+        return (f.get_tensor("ids"), f.get_tensor("features") if features else None, json.loads(meta.get("skipped", "[]")),
+                int(meta.get("written", 0)))
 
 # %% ../nbs/02h_store.ipynb #818c121d
 @patch
@@ -152,20 +154,19 @@ def get(self: FeatureStore, modality: str, ids: Sequence[int]) -> torch.Tensor:
     if missing: raise KeyError(f"{len(missing)} {modality} id(s) not in {self.root}, e.g. {missing[:5]}")
     return feats[[pos[int(i)] for i in ids]]
 
-# %% ../nbs/02h_store.ipynb #bceaffdc
+# %% ../nbs/02h_store.ipynb #a6c0e637
 @patch
 def stored_ids(self: FeatureStore, modality: str) -> set:
     "Ids whose features the store holds."
-    return {i for p in self.chunk_files(modality) for i in self._read(p)[0].tolist()}
+    return {i for p in self.chunk_files(modality) for i in self._read(p, features=False)[0].tolist()}
 
-# %% ../nbs/02h_store.ipynb #15c9083d
+# %% ../nbs/02h_store.ipynb #cc5e97e6
 @patch
 def skipped(self: FeatureStore, modality: str, ids: Sequence[int] | None = None) -> SkipReport:
     "The newest skip record of every item (of `ids`, if given) that the store does not hold, by id."
-    newest = {}
-    for _, _, records, written in sorted((self._read(p) for p in self.chunk_files(modality)), key=lambda r: r[3]):
-        newest.update({int(s["item"]): s for s in records})
-    stored, wanted = self.stored_ids(modality), None if ids is None else {int(i) for i in ids}
+    newest, stored, wanted = {}, set(), None if ids is None else {int(i) for i in ids}
+    for held, _, records, _ in sorted((self._read(p, features=False) for p in self.chunk_files(modality)), key=lambda r: r[3]):
+        stored.update(held.tolist()); newest.update({int(s["item"]): s for s in records})
     rep = SkipReport()
     for i in sorted(k for k in newest if k not in stored and (wanted is None or k in wanted)):
         rep.add(i, newest[i]["reason"], newest[i]["detail"])
@@ -183,13 +184,14 @@ def _to_device(x, device):
     if isinstance(x, dict): return {k: _to_device(v, device) for k, v in x.items()}
     return x
 
-# %% ../nbs/02h_store.ipynb #87fb7dec
+# %% ../nbs/02h_store.ipynb #c4d545fa
 def _loaded(loaded, want: list) -> tuple:
     "(kept ids, batch, SkipReport of the dropped ids by id) from what a `load_batch` returned."
     if not isinstance(loaded, tuple): return want, loaded, SkipReport()
     got, x, why = (*loaded, SkipReport()) if len(loaded) == 2 else loaded
     got, known, report = list(got), {s.item: s for s in why.items}, SkipReport()
-    for i in [i for i in want if i not in set(got)]:
+    kept = set(got)
+    for i in [i for i in want if i not in kept]:
         s = known.get(str(i))
         report.add(i, *((s.reason, s.detail) if s else ("not_loaded", "load_batch dropped it without a reason")))
     return got, x, report

@@ -113,7 +113,7 @@ def linear_ramp(step: int, ramp_steps: int, max_value: float) -> float:
     if ramp_steps <= 0: return max_value
     return max_value * min(max(step, 0), ramp_steps) / ramp_steps
 
-# %% ../nbs/04_train.ipynb #3fe8455e
+# %% ../nbs/04_train.ipynb #7b60b479
 @dataclass
 class LossGate:
     "Switches the auxiliary losses off while EMA(L_AT) drifts above its baseline."
@@ -127,7 +127,6 @@ class LossGate:
     steps_seen: int = 0
     is_on: bool = True
     steps_below: int = 0
-
     @classmethod
     def from_config(cls, cfg: Stage2Config) -> "LossGate":
         return cls(cfg.gate_off_above, cfg.gate_on_below, cfg.gate_on_steps, cfg.ema_decay, cfg.baseline_steps)
