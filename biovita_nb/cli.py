@@ -308,12 +308,14 @@ def add_distill(sub, common):
     p.add_argument("--out", help="keep the model here (default: the package cache)")
     p.set_defaults(run=cmd_distill)
 
-# %% ../nbs/09_cli.ipynb #e223a828
+# %% ../nbs/09_cli.ipynb #932728ec
 def _stage_config(args):
     from biovita_nb.core import for_preset
     from biovita_nb.train import Stage1Config, Stage2Config
     kw = dict(seed=args.seed, n_devices=int(os.environ.get("WORLD_SIZE", "1")))
     if args.batch_size: kw["batch_size_per_device"] = args.batch_size
+    if args.loader_workers is not None: kw["loader_workers"] = args.loader_workers
+    if args.amp_dtype: kw["amp_dtype"] = args.amp_dtype
     if args.stage == "stage1": return for_preset(Stage1Config, args.preset, **kw, **({"epochs": args.epochs} if args.epochs else {}))
     if args.epochs: kw.update(phase1_epochs=args.epochs, phase2_epochs=args.epochs)
     return for_preset(Stage2Config, args.preset, **kw)
@@ -336,7 +338,7 @@ def cmd_train(args):
     train_stage(args.stage, _stage_config(args), bioclip, clap, corpus, out, init=init, preset=args.preset, device=args.device,
                 ckpt_every=args.ckpt_every, export=args.export, progress=not args.quiet, log=say, prepared=prepared)
 
-# %% ../nbs/09_cli.ipynb #a8b979f9
+# %% ../nbs/09_cli.ipynb #8fc3eda7
 @command
 def add_train(sub, common):
     p = sub.add_parser("train", parents=[common], help="paper A: BioVITA stage 1 or stage 2 (works under torchrun)",
@@ -354,6 +356,10 @@ def add_train(sub, common):
     p.add_argument("--ckpt-every", type=positive, default=25, help="steps between checkpoints (default 25)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: each rank takes cuda:LOCAL_RANK)")
+    p.add_argument("--loader-workers", type=int, help="DataLoader processes reading crops ahead, with --prepared "
+                   "(default: the preset's, paper 8, toy 0)")
+    p.add_argument("--amp-dtype", choices=("float16", "bfloat16"), help="autocast dtype on CUDA (default: the preset's; "
+                   "paper float16 with a loss scaler, as the authors)")
     p.add_argument("--export", action="store_true", help="also write the release layout (open_clip repo + clap_weights.pth)")
     p.set_defaults(run=cmd_train)
 

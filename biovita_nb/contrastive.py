@@ -20,9 +20,9 @@ from torch import nn
 from .core import atomic_torch_save
 
 # %% auto #0
-__all__ = ['LOGIT_SCALE_INIT', 'LOGIT_SCALE_BOUNDS', 'clip_loss', 'clamped_scale', 'LogitScale', 'is_distributed', 'rank',
-           'world_size', 'gather_with_grad', 'ddp_loss_scale', 'TextEmbeddingCache', 'autocast', 'rng_state',
-           'set_rng_state', 'Checkpointer', 'FitResult', 'fit']
+__all__ = ['LOGIT_SCALE_INIT', 'LOGIT_SCALE_BOUNDS', 'AMP_DTYPES', 'clip_loss', 'clamped_scale', 'LogitScale', 'is_distributed',
+           'rank', 'world_size', 'gather_with_grad', 'ddp_loss_scale', 'TextEmbeddingCache', 'autocast', 'grad_scaler',
+           'rng_state', 'set_rng_state', 'Checkpointer', 'FitResult', 'epoch_batches', 'fit']
 
 # %% ../nbs/02_contrastive.ipynb #3feead5e
 def _multi_positive_ce(logits: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
@@ -115,12 +115,23 @@ class TextEmbeddingCache:
     @classmethod
     def from_state_dict(cls, sd: dict) -> "TextEmbeddingCache": return cls(sd["texts"], sd["embeddings"])
 
-# %% ../nbs/02_contrastive.ipynb #14d17d35
-def autocast(device: str | torch.device, enabled: bool = True):
-    "bf16 autocast on CUDA, nothing elsewhere."
+# %% ../nbs/02_contrastive.ipynb #db39597c
+AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
+# %% ../nbs/02_contrastive.ipynb #8a8ae074
+def autocast(device: str | torch.device, enabled: bool = True, dtype: str = "bfloat16"):
+    "Autocast to `dtype` ('bfloat16' or 'float16') on CUDA, nothing elsewhere."
+    if dtype not in AMP_DTYPES: raise ValueError(f"amp dtype {dtype!r}: choose one of {tuple(AMP_DTYPES)}")
     dev = torch.device(device)
-    if enabled and dev.type == "cuda": return torch.autocast("cuda", dtype=torch.bfloat16)
+    if enabled and dev.type == "cuda": return torch.autocast("cuda", dtype=AMP_DTYPES[dtype])
     return nullcontext()
+
+# %% ../nbs/02_contrastive.ipynb #b0285c2e
+def grad_scaler(device: str | torch.device, amp: bool, dtype: str = "bfloat16") -> torch.amp.GradScaler:
+    "A loss scaler, enabled only for fp16 autocast on CUDA (bf16 and float32 need none)."
+    dev = torch.device(device)
+    on = bool(amp) and dtype == "float16" and dev.type == "cuda"
+    return torch.amp.GradScaler("cuda" if on else "cpu", enabled=on)
 
 # %% ../nbs/02_contrastive.ipynb #aa48815f
 def rng_state() -> dict:
@@ -162,58 +173,85 @@ class FitResult:
     resumed_from: int | None = None
     seconds: float = 0.0
 
-# %% ../nbs/02_contrastive.ipynb #e7ecc26e
-def _resume(checkpointer, model, optimizer, scheduler, load_state_fn) -> tuple:
+# %% ../nbs/02_contrastive.ipynb #638ffed6
+def _resume(checkpointer, model, optimizer, scheduler, load_state_fn, scaler=None) -> tuple:
     "(step, epoch, position, resumed_from) after loading the latest checkpoint of `checkpointer`, if there is one."
     if checkpointer is None or (ck := checkpointer.load_latest()) is None: return 0, 0, 0, None
     model.load_state_dict(ck["model"]); optimizer.load_state_dict(ck["optimizer"])
     if scheduler is not None and ck.get("scheduler") is not None: scheduler.load_state_dict(ck["scheduler"])
+    if scaler is not None and ck.get("scaler"): scaler.load_state_dict(ck["scaler"])
     if load_state_fn is not None: load_state_fn(ck.get("extra", {}))
     set_rng_state(ck["rng"])
     return ck["step"], ck["epoch"], ck["position"], ck["step"]
 
-def _save(checkpointer, model, optimizer, scheduler, state_fn, step: int, epoch: int, position: int):
+def _save(checkpointer, model, optimizer, scheduler, state_fn, step: int, epoch: int, position: int, scaler=None):
     if checkpointer is None: return
     checkpointer.save(dict(model=model.state_dict(), optimizer=optimizer.state_dict(),
                            scheduler=scheduler.state_dict() if scheduler is not None else None,
+                           scaler=scaler.state_dict() if scaler is not None else None,
                            step=step, epoch=epoch, position=position, rng=rng_state(),
                            extra=state_fn() if state_fn is not None else {}), step)
 
-# %% ../nbs/02_contrastive.ipynb #c3ddc5af
-def _step(model, optimizer, loss_fn, batch, step: int, device, amp: bool, grad_clip, scheduler, before_step) -> tuple:
-    "One optimisation step on `batch`: (loss, logs)."
-    with autocast(device, amp):
+# %% ../nbs/02_contrastive.ipynb #c368340f
+def _step(model, optimizer, loss_fn, batch, step: int, device, amp: bool, grad_clip, scheduler, before_step,
+          amp_dtype: str = "bfloat16", scaler: torch.amp.GradScaler | None = None) -> tuple:
+    "One optimisation step on `batch`: (loss, logs); `scaler` scales the loss (fp16) and unscales before clipping."
+    scaler = scaler or grad_scaler(device, False)
+    with autocast(device, amp, amp_dtype):
         loss, logs = loss_fn(model, batch, step)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    scaler.scale(loss).backward()
     if before_step is not None: before_step(step)      # e.g. drop the gradients of parameters frozen at this step
+    scaler.unscale_(optimizer)
     if grad_clip is not None:
         logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], grad_clip))
-    optimizer.step()
+    scaler.step(optimizer); scaler.update()
     if scheduler is not None: scheduler.step()
     return loss, logs
 
-# %% ../nbs/02_contrastive.ipynb #1b60c857
+# %% ../nbs/02_contrastive.ipynb #66c03dd6
+class _LoadedBatches(torch.utils.data.Dataset):
+    "Batches `start`.. of an epoch plan, each with the inputs `load(batch)` adds."
+    def __init__(self, plan: list, start: int, load: Callable[[dict], dict]): self.plan, self.start, self.load = plan, start, load
+    def __len__(self): return len(self.plan) - self.start
+    def __getitem__(self, i): return {**self.plan[self.start + i], **self.load(self.plan[self.start + i])}
+
+def _as_is(batch): return batch
+
+# %% ../nbs/02_contrastive.ipynb #396cf1e0
+def epoch_batches(plan: list, start: int = 0, load: Callable[[dict], dict] | None = None, workers: int = 0,
+                  pin_memory: bool = False) -> Iterable:
+    "The batches of `plan` from `start`; with `load`, each gains its inputs, read ahead by `workers` DataLoader processes."
+    if load is None: return [plan[i] for i in range(start, len(plan))]
+    return torch.utils.data.DataLoader(_LoadedBatches(plan, start, load), batch_size=None, shuffle=False,
+                                       num_workers=workers, collate_fn=_as_is, pin_memory=pin_memory,
+                                       prefetch_factor=4 if workers else None,
+                                       generator=torch.Generator())   # its own: the global RNG (dropout...) stays untouched
+
+# %% ../nbs/02_contrastive.ipynb #83f6482f
 def fit(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable, batches: Callable[[int], list],
         epochs: int, device="cpu", grad_clip: float | None = 1.0, scheduler=None, checkpointer: Checkpointer | None = None,
         ckpt_every: int = 50, state_fn: Callable[[], dict] | None = None, load_state_fn: Callable[[dict], None] | None = None,
         amp: bool = True, progress: bool = False, on_step: Callable[[int, dict], None] | None = None,
-        before_step: Callable[[int], None] | None = None) -> FitResult:
-    "Train `model` for `epochs` epochs of `batches(epoch)`; resumable through `checkpointer`."
+        before_step: Callable[[int], None] | None = None, amp_dtype: str = "bfloat16",
+        load: Callable[[dict], dict] | None = None, workers: int = 0) -> FitResult:
+    "Train `model` for `epochs` epochs of `batches(epoch)`; resumable through `checkpointer`; `load`: see `epoch_batches`."
     if ckpt_every < 1: raise ValueError(f"ckpt_every={ckpt_every}: checkpoints are written every ckpt_every >= 1 steps")
-    step, start_epoch, start_pos, resumed = _resume(checkpointer, model, optimizer, scheduler, load_state_fn)
+    scaler = grad_scaler(device, amp, amp_dtype)
+    step, start_epoch, start_pos, resumed = _resume(checkpointer, model, optimizer, scheduler, load_state_fn, scaler)
     res, t0 = FitResult(step=step, epoch=start_epoch, resumed_from=resumed), time.perf_counter()
     model.train()
     for epoch in range(start_epoch, epochs):
-        plan = batches(epoch)
-        it = range(start_pos if epoch == start_epoch else 0, len(plan))
-        for pos in (progress_bar(it, leave=False) if progress else it):
-            loss, logs = _step(model, optimizer, loss_fn, plan[pos], step, device, amp, grad_clip, scheduler, before_step)
+        start = start_pos if epoch == start_epoch else 0
+        served = epoch_batches(batches(epoch), start, load, workers, pin_memory=torch.device(device).type == "cuda")
+        for pos, batch in enumerate(progress_bar(served, leave=False) if progress else served, start):
+            loss, logs = _step(model, optimizer, loss_fn, batch, step, device, amp, grad_clip, scheduler, before_step,
+                               amp_dtype, scaler)
             step += 1
             logs = {"step": step, "epoch": epoch, "loss": float(loss.detach()), **logs}
             res.history.append(logs)
             if on_step is not None: on_step(step, logs)
-            if step % ckpt_every == 0: _save(checkpointer, model, optimizer, scheduler, state_fn, step, epoch, pos + 1)
+            if step % ckpt_every == 0: _save(checkpointer, model, optimizer, scheduler, state_fn, step, epoch, pos + 1, scaler)
     res.step, res.epoch, res.seconds = step, epochs, time.perf_counter() - t0
-    _save(checkpointer, model, optimizer, scheduler, state_fn, step, epochs, 0)
+    _save(checkpointer, model, optimizer, scheduler, state_fn, step, epochs, 0, scaler)
     return res

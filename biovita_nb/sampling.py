@@ -21,7 +21,7 @@ from .corpus import Corpus, MEDIA, taxon_record
 from .media import AudioConfig, MediaError, check_waveform, decode_audio, load_audio, load_image, onset_crop, random_crop, record_media_error, to_mono
 
 # %% auto #0
-__all__ = ['CROPS', 'STAGE2_DRAWS', 'SHARD_EXT', 'draw_k', 'species_groups', 'balanced_epoch', 'EpochSampler',
+__all__ = ['CROPS', 'STAGE2_DRAWS', 'SHARD_EXT', 'draw_k', 'species_groups', 'mix64', 'balanced_epoch', 'EpochSampler',
            'SpeciesBalancedSampler', 'SequentialEpochSampler', 'item_seed', 'item_generator', 'worker_init_fn',
            'audio_clip', 'ItemSpec', 'collate_items', 'record_skipped', 'CorpusDataset', 'AudioTextDataset',
            'ImageTextDataset', 'stage2_triplets', 'stage2_triplets_once', 'triplet_batches', 'triplet_prompts',
@@ -43,12 +43,32 @@ def species_groups(species_index) -> dict:
     uniq, starts = np.unique(s[order], return_index=True)
     return dict(zip(uniq.tolist(), np.split(order, starts[1:])))
 
-# %% ../nbs/01f_sampling.ipynb #1beabf51
+# %% ../nbs/01f_sampling.ipynb #efee8588
+def mix64(x) -> np.ndarray:
+    "splitmix64's finaliser, element-wise on uint64 (wrapping): a fast, well-mixed hash of integers."
+    with np.errstate(over="ignore"):
+        x = np.asarray(x).astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+# %% ../nbs/01f_sampling.ipynb #15850281
 def balanced_epoch(species_index, seed: int, epoch: int, max_per_species: int = 20, min_per_species: int = 5) -> np.ndarray:
     "Item positions of one species-balanced epoch, in the epoch's (deterministic) order."
-    parts = [items[draw_k(len(items), min(max(len(items), min_per_species), max_per_species), np.random.default_rng([seed, epoch, s]))]
-             for s, items in species_groups(species_index).items()]
-    plan = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    s = np.asarray(species_index, dtype=np.int64)
+    if (s < 0).any(): raise ValueError("species indices must be >= 0")
+    if not len(s): return np.zeros(0, np.int64)
+    order = np.argsort(s, kind="stable")
+    species, starts, n = np.unique(s[order], return_index=True, return_counts=True)
+    k, g = np.minimum(np.maximum(n, min_per_species), max_per_species), np.repeat(np.arange(len(n)), n)
+    rank = np.arange(len(s)) - starts[g]                                   # an item's rank within its species
+    h = mix64(mix64(mix64(seed) + np.uint64(epoch)) + species.astype(np.uint64))      # one hash per species
+    by_key = np.lexsort((mix64(h[g] + rank.astype(np.uint64)), g))        # species stay contiguous, items by key
+    distinct = order[by_key[rank < k[g]]]
+    more = np.maximum(k - n, 0); ge = np.repeat(np.arange(len(n)), more)
+    t = np.arange(len(ge)) - np.repeat(np.cumsum(more) - more, more)
+    extra = order[starts[ge] + (mix64(h[ge] + np.uint64(2**40) + t.astype(np.uint64)) % n[ge].astype(np.uint64)).astype(np.int64)]
+    plan = np.concatenate([distinct, extra])
     return plan[np.random.default_rng([seed, epoch]).permutation(len(plan))]
 
 # %% ../nbs/01f_sampling.ipynb #ea636eec

@@ -168,6 +168,17 @@ def test_train_stage1_single_process_and_torchrun(small_world, tmp_path):
     assert r.returncode == 0 and "(from the shards in" in r.stdout, r.stdout + r.stderr
     hist3 = json.loads((tmp_path / "two_prepared" / "stage1_history.json").read_text())
     assert [h["l_at"] for h in hist3] == pytest.approx([h["l_at"] for h in hist2], rel=1e-4)   # the same steps, same losses
+    # stage 2 on two ranks from the same shards, crops read ahead by a DataLoader worker per rank
+    r = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", BIOVITA, "train", "stage2", *map(str, common),
+                        "--batch-size", "4", "--prepared", str(tmp_path / "prepared"), "--loader-workers", "1",
+                        "--out", str(tmp_path / "two_prepared")],
+                       capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0 and "(from the shards in" in r.stdout, r.stdout + r.stderr
+    hist4 = json.loads((tmp_path / "two_prepared" / "stage2_history.json").read_text())
+    assert len(hist4["phase1"]) > 0 and len(hist4["phase2"]) > 0
+    assert all(h["loss"] == h["loss"] for h in hist4["phase1"] + hist4["phase2"])          # no NaN
+    images = list((tmp_path / "two_prepared" / "stage2" / "images").glob("images-*/images.json"))
+    assert len(images) == 1                                   # both ranks shared one folder of image embeddings
 
 
 def test_train_stage2_from_stage1(small_world, tmp_path):
