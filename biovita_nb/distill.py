@@ -28,7 +28,7 @@ from .hub import ClapBundle, OpenClipBundle, clap_text_embeddings, load_clap, lo
 from .store import state_dict_hash
 
 # %% auto #0
-__all__ = ['Target', 'TARGETS', 'DistillConfig', 'HFTextEncoder', 'load_paper_models', 'DistillModels', 'prompt_bodies',
+__all__ = ['Target', 'TARGETS', 'DistillConfig', 'HFTextEncoder', 'DistillModels', 'load_paper_models', 'prompt_bodies',
            'space_prompts', 'text_encoder', 'TextSpace', 'build_text_space', 'DistillData', 'toy_distill_data',
            'ssw60_distill_data', 'ClipFeatures', 'front_end_for', 'clip_features', 'DistilledAudioModel',
            'distillation_loss', 'distill']
@@ -78,14 +78,6 @@ class HFTextEncoder:
         m = tok["attention_mask"][..., None].to(h.dtype)
         return F.normalize(((h * m).sum(1) / m.sum(1)).float(), dim=-1)
 
-# %% ../nbs/03_distill.ipynb #4e8075bd
-def load_paper_models(text_only_source=None, text_only_revision: str | None = None, device="cpu", cache_dir=None) -> DistillModels:
-    "BioLingual and BioCLIP 2 from the hub (pinned in `MODEL_SPECS`; `cache_dir`: the hub cache), and an optional text-only encoder."
-    bl, bc = model_spec("biolingual", "paper"), model_spec("bioclip", "paper")
-    return DistillModels(load_clap(bl.source, bl.revision, cache_dir=cache_dir, device=device),
-                         load_open_clip(bc.source, bc.revision, cache_dir=cache_dir, device=device),
-                         HFTextEncoder(text_only_source, text_only_revision, device) if text_only_source else None)
-
 # %% ../nbs/03_distill.ipynb #2aa426e5
 @dataclass
 class DistillModels:
@@ -94,6 +86,14 @@ class DistillModels:
     bioclip: OpenClipBundle                # teacher text space; image tower for the gallery
     text_only: object | None = None        # ablation teacher: `.encode(texts) -> L2-normalised tensor`
     world: object | None = None
+
+# %% ../nbs/03_distill.ipynb #4e8075bd
+def load_paper_models(text_only_source=None, text_only_revision: str | None = None, device="cpu", cache_dir=None) -> DistillModels:
+    "BioLingual and BioCLIP 2 from the hub (pinned in `MODEL_SPECS`; `cache_dir`: the hub cache), and an optional text-only encoder."
+    bl, bc = model_spec("biolingual", "paper"), model_spec("bioclip", "paper")
+    return DistillModels(load_clap(bl.source, bl.revision, cache_dir=cache_dir, device=device),
+                         load_open_clip(bc.source, bc.revision, cache_dir=cache_dir, device=device),
+                         HFTextEncoder(text_only_source, text_only_revision, device) if text_only_source else None)
 
 # %% ../nbs/03_distill.ipynb #1c8a5ab8
 def prompt_bodies(t: Taxon, text_types: Sequence[str] = TEXT_TYPES) -> dict:

@@ -303,7 +303,7 @@ def _paper_setup(cfg: MainJobConfig, phase: PhaseTimer, notes: list) -> tuple:
     with phase("models"): models = paper_models(cfg, notes)
     return models, benches, cfg.world_root, "BioVITA (release)", "biovita"
 
-# %% ../nbs/04b_pipeline.ipynb #82b4d249
+# %% ../nbs/04b_pipeline.ipynb #054cc412
 def run_main_job(cfg: MainJobConfig, progress: bool = True) -> MainJobResult:
     "The main job: benchmark, models, features, evaluation, result files, tables and figures in `cfg.out_dir`."
     if not isinstance(cfg, MainJobConfig): raise TypeError(f"run_main_job takes a MainJobConfig, not {type(cfg).__name__}")
@@ -320,6 +320,7 @@ def run_main_job(cfg: MainJobConfig, progress: bool = True) -> MainJobResult:
     with phase("tables"):
         tables = paper_tables(records, paper=cfg.preset == "paper")
         written += write_tables(tables, cfg.out_dir)
+        written += write_tables(paper_tables([], paper=True), cfg.out_dir, prefix="published_")   # the papers' numbers alone
     if cfg.figures:
         with phase("figures"): written += job_figures(records, feats, benches, joint, tag, cfg.out_dir, cfg.seed)
     skips = {r["model"]: {s: dict(inputs=r["input_skips"][s]["counts"], queries=r["skips"][s]["counts"]) for s in benches}
