@@ -81,7 +81,7 @@ def link_fixer(site_url: str, git_url: str, pages: set[str], images: set[str]):
         if bang and not parts.scheme and (ROOT / path).is_file(): images.add(path)
         if parts.scheme or url.startswith(("#", "/")) or bang: return f"{bang}[{text}]({url})"
         if path.endswith((".ipynb", ".html")) and "/" not in path:
-            url = page_name(path.removesuffix(".html") + ".ipynb") + (f"#{parts.fragment}" if parts.fragment else "")
+            url = page_name(re.sub(r"\.(ipynb|html)$", "", path) + ".ipynb") + (f"#{parts.fragment}" if parts.fragment else "")
             if url.split("#")[0] not in pages: return text   # a page this (partial) build leaves out: plain text
         elif (ROOT / path).exists(): url = f"{git_url}/blob/main/{path}"
         return f"[{text}]({url})"
