@@ -1,6 +1,6 @@
 """Build the docs site offline with Sphinx + myst-nb: the pages `nbdev_docs` (quarto) makes, with their outputs.
 
-    python tools/docs.py --out _site --execute                  # run every notebook (slow/gpu/hub cells skipped), build
+    python tools/docs.py --out _site --execute                  # run every notebook as nbdev_test does, build
     python tools/docs.py --out _site --from-runs _runs          # notebooks run by `biovita reproduce --preset toy`
     python tools/docs.py --out _site --execute --only 00b_taxonomy,05_benchmark   # a subset (index always)
     python -m http.server --directory _site 8000                # then open http://127.0.0.1:8000
@@ -64,6 +64,27 @@ def mixed_import_cells(nb_path: Path) -> list[str]:
     return [f"{nb_path.name} cell {i}: {c.source.splitlines()[0][:70]!r}" for i, c in enumerate(nb.cells) if mixed(c)]
 
 
+def execute(notebooks: list[Path], runs: Path, flags=()) -> None:
+    """Run each notebook as `nbdev_test` does (execnb, a fresh process, cwd nbs/, cells flagged slow/gpu/hub
+    not run unless in `flags`), its executed copy written to `runs/<name>`; the flagged cells keep their source."""
+    import subprocess
+    runs.mkdir(parents=True, exist_ok=True)
+    code = ("import sys; from execnb.nbio import read_nb, write_nb; from execnb.shell import CaptureShell\n"
+            "from biovita_nb.pipeline import cell_flags\n"
+            "nb, held = read_nb(sys.argv[1]), {}\n"
+            "for i, c in enumerate(nb.cells):\n"
+            "    if c.cell_type == 'code' and cell_flags(c.source) - set(sys.argv[3:]): held[i], c.source = c.source, ''\n"
+            "CaptureShell().run_all(nb, exc_stop=True)\n"
+            "for i, src in held.items(): nb.cells[i].source = src\n"
+            "write_nb(nb, sys.argv[2])")
+    for nb in notebooks:
+        t = time.time()
+        r = subprocess.run([sys.executable, "-c", code, str(nb), str(runs / nb.name), *flags], cwd=nb.parent,
+                           env={**os.environ, "IN_TEST": "1"}, capture_output=True, text=True)
+        if r.returncode: raise SystemExit(f"{nb}: a cell failed when executed (as `nbdev_test --path {nb}` runs it):\n{r.stderr[-3000:]}")
+        print(f"  executed {nb.name} in {time.time() - t:.0f}s -> {runs / nb.name}")
+
+
 # ---- nbdev's processing, then quarto's cell options as myst-nb tags
 
 _re_qopt = re.compile(r"^\s*#\|\s*([\w-]+)\s*:\s*(.*?)\s*$")
@@ -98,8 +119,8 @@ def process(nb_path: Path, source: Path, fix_links) -> dict:
     try:
         os.chdir(nb_path.parent)
         FilterDefaults()(nb)
-    except Exception as e: raise SystemExit(f"{nb_path}: nbdev's docs processing failed ({e}); run `nbdev_docs` or "
-                                            f"execute the notebook to see the cell") from e
+    except Exception as e: raise SystemExit(f"{nb_path}: nbdev's docs processing failed ({e}): {e.__cause__!r}; nbdev_docs "
+                                            f"fails the same way: fix the cell in {nb_path.name}") from e
     finally:
         os.chdir(cwd)
         if in_test is None: os.environ.pop("IN_TEST", None)
@@ -273,7 +294,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=ROOT / "_site", help="output folder (default _site)")
     src = ap.add_mutually_exclusive_group()
-    src.add_argument("--execute", action="store_true", help="run the notebooks first with papermill (cwd nbs/), as `biovita reproduce`")
+    src.add_argument("--execute", action="store_true", help="run the notebooks first, as nbdev_test does (execnb, cwd nbs/)")
     src.add_argument("--from-runs", type=Path, metavar="DIR", help="executed notebooks DIR/<name>.ipynb (`biovita reproduce` writes _runs)")
     ap.add_argument("--runs", type=Path, default=ROOT / "_runs", help="with --execute: where the executed copies go (default _runs)")
     ap.add_argument("--only", help="comma-separated notebooks (stems or page names), e.g. 00b_taxonomy,05_benchmark; index always")
@@ -283,9 +304,7 @@ def main(argv=None):
     nbs, t0 = select(notebook_order(), a.only), time.time()
     runs = a.from_runs.resolve() if a.from_runs else a.runs.resolve() if a.execute else None
     if a.from_runs and not runs.is_dir(): sys.exit(f"--from-runs {runs}: no such folder (run `biovita reproduce --preset toy` first)")
-    if a.execute:
-        from biovita_nb.pipeline import CELL_FLAGS, run_notebooks
-        run_notebooks(nbs, runs, {}, cwd=NBS, progress=False, flags=tuple(f for f in a.flags.split() if f in CELL_FLAGS))
+    if a.execute: execute(nbs, runs, a.flags.split())
     res = build(a.out.resolve(), nbs, runs)
     print(f"built {len(res['pages'])} pages into {a.out} in {time.time() - t0:.0f}s (processing {res['process_s']}s, "
           f"sphinx {res['sphinx_s']}s); no warnings, internal links and anchors ok")
