@@ -1,11 +1,12 @@
-"""The docs site, built offline by tools/build_docs.py and looked at in a real browser.
+"""The docs site, built offline by tools/docs.py (Sphinx + myst-nb) and looked at in a real browser.
 
-Builds index + 00b_taxonomy + 05_benchmark (executed) into a temporary folder, serves it with
-`python -m http.server`, and has headless Chromium (Debian's `chromium`) screenshot the index and
-benchmark pages and dump the benchmark page's DOM. Without /usr/bin/chromium the browser tests
-skip, unless BIOVITA_REQUIRE_BROWSER=1 (then they fail).
+Builds index + 00b_taxonomy + 05_benchmark (executed; or the executed copies in $BIOVITA_DOCS_FROM_RUNS)
+into a temporary folder, serves it with `python -m http.server`, and has headless Chromium (Debian's
+`chromium`) screenshot the index, benchmark and search pages, dump the benchmark page's DOM, and run
+Sphinx's search. Without /usr/bin/chromium the browser tests skip, unless BIOVITA_REQUIRE_BROWSER=1
+(then they fail).
 """
-import base64, importlib.util, io, os, socket, subprocess, sys, tempfile, time, urllib.request
+import base64, importlib.util, io, os, re, socket, subprocess, sys, tempfile, time, urllib.request
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
@@ -15,70 +16,84 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-SUBSET = "index,00b_taxonomy,05_benchmark"
+SUBSET = "00b_taxonomy,05_benchmark"   # and index, always
 SHOTS = Path(os.environ.get("BIOVITA_DOCS_SHOTS", ROOT / "_site_shots"))   # screenshots kept for a look
 
 
-def _load_builder():
-    spec = importlib.util.spec_from_file_location("build_docs", ROOT / "tools" / "build_docs.py")
+def _load_tool():
+    spec = importlib.util.spec_from_file_location("docs_tool", ROOT / "tools" / "docs.py")
     mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod   # dataclasses look their module up there
     spec.loader.exec_module(mod)
     return mod
 
 
-bd = _load_builder()
+docs = _load_tool()
+
+
+def _public_symbols() -> set[str]:
+    from biovita_nb._modidx import d
+    return {k for syms in d["syms"].values() for k in syms if not k.rsplit(".", 1)[-1].startswith("_")}
 
 
 # ---- naming and processing: what nbdev's links into the site rely on (fast, no browser)
 
 def test_page_names_and_anchors_follow_nbdev():
-    assert bd.page_name("05_benchmark.ipynb") == "benchmark.html"
-    assert bd.page_name("01a_toyworld.ipynb") == "toyworld.html"
-    assert bd.page_name("index.ipynb") == "index.html"
-    assert bd.pandoc_id("BenchmarkResult.skips") == "benchmarkresult.skips"
-    assert bd.pandoc_id("Results on the synthetic world") == "results-on-the-synthetic-world"
-    assert bd.pandoc_id("6 directions x 3 levels") == "directions-x-3-levels"
-    # every page _modidx links to is the page of a notebook in nbs/
-    from biovita_nb._modidx import d
+    assert docs.page_name("05_benchmark.ipynb") == "benchmark.html"
+    assert docs.page_name("01a_toyworld.ipynb") == "toyworld.html"
+    assert docs.page_name("index.ipynb") == "index.html" and docs.page_name("own_model.ipynb") == "own_model.html"
+    assert docs.pandoc_id("BenchmarkResult.skips") == "benchmarkresult.skips"
+    assert docs.pandoc_id("Results on the synthetic world") == "results-on-the-synthetic-world"
+    assert docs.pandoc_id("6 directions x 3 levels") == "directions-x-3-levels"
+    from biovita_nb._modidx import d   # every page _modidx links to is the page of a notebook in nbs/
     linked = {v[0].split("#")[0] for syms in d["syms"].values() for v in syms.values()}
-    assert linked <= {bd.page_name(p.name) for p in bd.notebook_order()}
+    assert linked <= {docs.page_name(p.name) for p in docs.notebook_order()}
 
 
-def test_quarto_cell_options_become_nbconvert_tags():
+def test_every_notebook_gets_a_page_index_first():
+    order = docs.notebook_order()
+    assert order[0].name == "index.ipynb" and set(order) == {p for p in (ROOT / "nbs").glob("*.ipynb")}
+    first = [p.stem for p in order if p.stem in docs.NAV_FIRST]
+    assert first == [s for s in docs.NAV_FIRST if (ROOT / "nbs" / f"{s}.ipynb").exists()]
+
+
+def test_quarto_cell_options_become_myst_nb_tags():
+    fix = docs.link_fixer("https://x.io/site", "https://github.com/o/r", {"benchmark.html"}, set())
     cell = {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
             "source": "#| echo: false\n#| output: asis\nshow_doc(f)"}
-    out = bd._to_nbformat_cell(cell)
-    assert out["source"] == "show_doc(f)" and "remove_input" in out["metadata"]["tags"]
-    fold = bd._to_nbformat_cell({**cell, "source": '#| code-fold: show\n#| code-summary: "Exported source"\ndef f(): pass'})
-    assert fold["source"] == "def f(): pass" and fold["metadata"]["tags"] == ["fold_open"]
-    assert "remove_cell" in bd._to_nbformat_cell({**cell, "source": "#| include: false\nx = 1"})["metadata"]["tags"]
+    out = docs.cell_for_myst(cell, fix)
+    assert out["source"] == "show_doc(f)" and out["metadata"]["tags"] == ["remove-input"]
+    fold = docs.cell_for_myst({**cell, "source": '#| code-fold: show\n#| code-summary: "Exported source"\ndef f(): pass'}, fix)
+    assert fold["source"] == "def f(): pass" and fold["metadata"]["tags"] == ["hide-input"]
+    assert docs.cell_for_myst({**cell, "source": "#| include: false\nx = 1"}, fix)["metadata"]["tags"] == ["remove-cell"]
+    md = "[a](https://x.io/site/benchmark.html#t){target=\"_blank\"} [b](05_benchmark.ipynb) [c](09_cli.ipynb) [d](settings.ini)"
+    assert fix(md) == ("[a](benchmark.html#t) [b](benchmark.html) c "   # a page left out of the build: plain text
+                       "[d](https://github.com/o/r/blob/main/settings.ini)")
 
 
 def test_notebooks_keep_imports_in_their_own_cells():
-    "nbdev's docs processing (nbdev_docs, and build_docs) runs every cell holding an import, alone: one that also does other work fails there or runs slow code."
-    mixed = [m for p in bd.notebook_order() for m in bd.mixed_import_cells(p)]
+    "nbdev's docs processing (nbdev_docs, and tools/docs.py) runs every cell holding an import, alone: one that also does other work fails there or runs slow code."
+    mixed = [m for p in docs.notebook_order() for m in docs.mixed_import_cells(p)]
     assert not mixed, "split these cells (imports in a cell of their own):\n" + "\n".join(mixed)
 
 
 def test_select_rejects_unknown_notebooks():
-    nbs = bd.notebook_order()
-    assert [p.stem for p in bd.select(nbs, "benchmark,index")] == ["index", "05_benchmark"]
-    assert [p.stem for p in bd.select(nbs, "00b_taxonomy")] == ["index", "00b_taxonomy"]   # home page always
-    with pytest.raises(SystemExit, match="no notebook"): bd.select(nbs, "index,no_such_nb")
+    nbs = docs.notebook_order()
+    assert [p.stem for p in docs.select(nbs, "benchmark,index")] == ["index", "05_benchmark"]
+    assert [p.stem for p in docs.select(nbs, "00b_taxonomy")] == ["index", "00b_taxonomy"]   # home page always
+    with pytest.raises(SystemExit, match="no notebook"): docs.select(nbs, "index,no_such_nb")
 
 
 # ---- the built site in a browser
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    out = tmp_path_factory.mktemp("docs") / "_site"
-    t = time.time()
+    tmp = tmp_path_factory.mktemp("docs")
+    out, t = tmp / "_site", time.time()
     runs = os.environ.get("BIOVITA_DOCS_FROM_RUNS")   # notebooks already executed (e.g. by `biovita reproduce`)
-    source = ["--from-runs", runs] if runs else ["--execute"]
-    r = subprocess.run([sys.executable, "tools/build_docs.py", "--out", str(out), *source, "--only", SUBSET],
+    source = ["--from-runs", runs] if runs else ["--execute", "--runs", str(tmp / "runs")]
+    r = subprocess.run([sys.executable, "tools/docs.py", "--out", str(out), *source, "--only", SUBSET],
                        cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, f"build failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    assert r.returncode == 0, f"build failed:\n{r.stdout[-3000:]}\n{r.stderr[-5000:]}"
     print(f"docs subset built in {time.time() - t:.0f}s:\n{r.stdout}")
     return out
 
@@ -122,10 +137,10 @@ def _get(url: str) -> tuple[int, bytes]:
     with urllib.request.urlopen(url, timeout=10) as resp: return resp.status, resp.read()
 
 
-@pytest.mark.parametrize("page", ["index.html", "benchmark.html"])
+@pytest.mark.parametrize("page", ["index.html", "benchmark.html", "search.html?q=bioclip_text"])
 def test_screenshot_is_not_blank(chromium, server, page):
     SHOTS.mkdir(parents=True, exist_ok=True)
-    png = SHOTS / page.replace(".html", ".png")
+    png = SHOTS / (page.split(".html")[0] + ".png")
     png.unlink(missing_ok=True)
     _browse(chromium, f"--screenshot={png}", server + page)
     assert png.is_file()
@@ -133,13 +148,13 @@ def test_screenshot_is_not_blank(chromium, server, page):
     assert img.size == (1280, 2000)
     lo, hi = zip(*img.getextrema())
     assert max(hi) - min(lo) > 100, f"{png} is a single colour"
-    text = sum(img.crop((300, 200, 980, 2000)).convert("L").histogram()[:200])   # pixels darker than the page
-    assert text / (680 * 1800) > 0.02, f"{png}: the content column is (nearly) empty"   # rendered pages: ~9%
+    text = sum(img.crop((300, 100, 1000, 1000)).convert("L").histogram()[:200])   # pixels darker than the page
+    assert text / (700 * 900) > 0.01, f"{png}: the content column is (nearly) empty"
 
 
 def test_benchmark_page_shows_figures_table_and_navigation(chromium, server):
     dom = BeautifulSoup(_browse(chromium, "--dump-dom", server + "benchmark.html"), "html.parser")
-    assert dom.find("h1").get_text(strip=True) == "The main job: the paper's tables on the benchmark"
+    assert dom.select_one("main h1").get_text(strip=True).rstrip("#") == "The main job: the paper's tables on the benchmark"
     figures = [img for img in dom.select("main img") if img.get("src")]
     assert len(figures) >= 2, f"expected the benchmark figures, found {len(figures)} images"
     for img in figures:
@@ -149,20 +164,29 @@ def test_benchmark_page_shows_figures_table_and_navigation(chromium, server):
         else:
             status, body = _get(urljoin(server + "benchmark.html", src))
             assert status == 200 and body
+            Image.open(io.BytesIO(body)).verify()
     # the species-level results table of the main job, rendered as an html table with model rows
     tables = [t for t in dom.select("main table") if "A->T" in t.get_text() or "A→T" in t.get_text()]
     assert tables, "no results table with the retrieval directions"
     assert any("BioVITA stage 2" in t.get_text() for t in tables)
     # navigation: every built page is in the sidebar, the current one marked
-    nav = {a["href"] for a in dom.select("nav.sidebar a")}
-    assert {"index.html", "taxonomy.html", "benchmark.html", "api.html"} <= nav
-    assert dom.select_one("nav.sidebar li.active a")["href"] == "benchmark.html"
-    assert not dom.find(string=lambda s: "#| " in s), "a quarto/nbdev directive leaked into the page"
+    nav = dom.select_one("nav.bd-docs-nav")
+    assert {"index.html", "taxonomy.html", "api.html"} <= {a["href"] for a in nav.select("a")}
+    assert nav.select_one("li.current > a").get_text(strip=True) == "The main job: the paper's tables on the benchmark"
+    leaked = dom.find(string=re.compile(r"(?m)^\s*#\|\s*[\w-]+"))   # a directive line (progress bars hold "##|")
+    assert not leaked, f"a quarto/nbdev directive leaked into the page: {leaked!r}"
+
+
+def test_search_finds_an_exported_symbol(chromium, server):
+    dom = BeautifulSoup(_browse(chromium, "--dump-dom", server + "search.html?q=bioclip_text"), "html.parser")
+    hits = [a["href"] for a in dom.select("#search-results li a[href]")]
+    assert "api.html#biovita_nb.taxonomy.bioclip_text" in hits, hits[:10]
+    assert any(h.startswith("taxonomy.html") for h in hits), hits[:10]   # and the notebook page that shows it
 
 
 def test_every_internal_link_resolves(server, site):
-    pages = sorted(p.relative_to(site).as_posix() for p in site.glob("*.html"))
-    assert {"index.html", "taxonomy.html", "benchmark.html", "api.html"} <= set(pages)
+    pages = sorted(p.name for p in site.glob("*.html"))
+    assert {"index.html", "taxonomy.html", "benchmark.html", "api.html", "search.html"} <= set(pages)
     checked = set()
     for page in pages:
         status, body = _get(server + page)
@@ -175,15 +199,14 @@ def test_every_internal_link_resolves(server, site):
             assert _get(target)[0] == 200, f"{page}: {url}"
             checked.add(target)
     assert len(checked) >= 5
-    assert bd.check_site(site) == []   # anchors too: every #fragment names an id on its page
+    assert docs.check_site(site) == []   # anchors too: every #fragment names an id on its page
+    taxonomy = BeautifulSoup((site / "taxonomy.html").read_text(), "html.parser")
+    assert taxonomy.find(id="bioclip_text") and taxonomy.find(id="taxonomy.from_frame"), "quarto's anchors missing"
 
 
 def test_api_reference_lists_every_exported_symbol(site):
-    from biovita_nb._modidx import d
     api = BeautifulSoup((site / "api.html").read_text(), "html.parser")
-    listed = {td.get_text(strip=True) for td in api.select("table.api td.name")}
-    public = {k.split(".", 2)[2] for syms in d["syms"].values() for k in syms
-              if not k.rsplit(".", 1)[-1].startswith("_")}
-    assert public <= listed, sorted(public - listed)[:10]
-    link = api.select_one('td.name a[href^="taxonomy.html#bioclip_text"]')   # a page in the subset: linked
-    assert link is not None and link.get_text() == "bioclip_text"
+    listed = {dt.get("id") for dt in api.select("dl.py > dt")}
+    missing = _public_symbols() - listed
+    assert not missing, sorted(missing)[:10]
+    assert "taxonomy.html" in {a.get("href") for a in api.select("main a")}   # each module links to its page
