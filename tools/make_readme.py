@@ -1,5 +1,5 @@
 """Write README.md from nbs/index.ipynb (markdown cells as they are, code cells as python
-blocks with their text outputs). nbdev_readme needs quarto, which is not installable
+blocks with their text outputs; links to other notebooks point into nbs/). nbdev_readme needs quarto, which is not installable
 everywhere; this gives the same README without it.
 
 A code cell marked `#| echo: false` that shows a file of the repository
@@ -15,13 +15,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+def notebook_links(md: str) -> str:
+    "Links to sibling notebooks (`[Formats](formats.ipynb)`, relative to nbs/ in the docs) made relative to the repo root."
+    return re.sub(r"\]\(([\w.-]+\.ipynb)(#[^)]*)?\)", lambda m: f"](nbs/{m[1]}{m[2] or ''})", md)
+
 def render(nb_path=ROOT / "nbs" / "index.ipynb") -> str:
     nb = json.loads(Path(nb_path).read_text())
     parts = ["<!-- generated from nbs/index.ipynb by tools/make_readme.py; edit the notebook, not this file -->"]
     for cell in nb["cells"]:
         src = "".join(cell["source"]).strip("\n")
         if cell["cell_type"] == "markdown":
-            parts.append(src)
+            parts.append(notebook_links(src))
             continue
         if src.lstrip().startswith("#| hide") or not src: continue
         shown = re.search(r'Path\("([^"]+)"\)\.read_text\(\)', src)
