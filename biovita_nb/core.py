@@ -252,9 +252,9 @@ def provenance(**extra) -> dict:
 class BadInputError(ValueError):
     "An input file or row that cannot be used; the message names it and says how to fix it."
 
-# %% ../nbs/00_core.ipynb #0943061f
+# %% ../nbs/00_core.ipynb #1a817056
 DOCS_URL = "https://biovita-nb.github.io/biovita_nb"     # settings.ini: doc_host + doc_baseurl
-FORMATS_PAGE = f"{DOCS_URL}/formats.html"
+FORMATS_PAGE = f"{DOCS_URL}/file_formats.html"
 
 # %% ../nbs/00_core.ipynb #083da5a7
 @dataclass

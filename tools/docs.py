@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT / "nbs"
 DEBIAN_MATHJAX = Path("/usr/share/javascript/mathjax")
-NAV_FIRST = ("index", "reproduce", "own_model")   # the sidebar: these first, then every other notebook by name
+NAV_FIRST = ("index", "reproduce", "own_model", "file_formats")   # the sidebar: these first, then every other notebook by name
 
 
 def page_name(nb_name: str) -> str:
@@ -256,6 +256,27 @@ def check_site(out: Path) -> list[str]:
     return problems
 
 
+def repoint_symbol_links(out: Path) -> int:
+    """nbdev links every `symbol` in backticks to `page.html#symbol`, also symbols that get no heading of their own (a
+    private helper, a method defined in its class's body); quarto leaves those anchors dangling. Point them at the class
+    (`#foo` for `Foo.bar`) when it has a heading, else keep the code without a link. Returns how many were changed."""
+    from bs4 import BeautifulSoup
+    soups, changed = {p: BeautifulSoup(p.read_text(), "html.parser") for p in out.glob("*.html")}, 0
+    ids = {p.name: {t["id"] for t in s.find_all(id=True)} for p, s in soups.items()}
+    for page, soup in soups.items():
+        hits = 0
+        for a in soup.select("a[href] > code:only-child"):
+            link = a.parent; parts = urlsplit(link["href"])
+            target = parts.path or page.name
+            if parts.scheme or not parts.fragment or target not in ids or parts.fragment in ids[target]: continue
+            owner = parts.fragment.split(".")[0]
+            if "." in parts.fragment and owner in ids[target]: link["href"] = f"{parts.path}#{owner}"
+            else: link.unwrap()
+            hits += 1
+        if hits: page.write_text(str(soup)); changed += hits
+    return changed
+
+
 def build(out: Path, notebooks: list[Path], runs: Path | None, log=print) -> dict:
     "Build the site of `notebooks` (outputs from `runs/<name>.ipynb` where present) into `out`; raise on a warning or broken link."
     from nbdev.config import get_config
@@ -285,6 +306,7 @@ def build(out: Path, notebooks: list[Path], runs: Path | None, log=print) -> dic
         app.build()
         if app.statuscode: raise SystemExit(f"sphinx-build reported warnings (above); the site in {out} is incomplete")
     (out / ".nojekyll").write_text("")
+    log(f"  {repoint_symbol_links(out)} links to symbols without a heading of their own repointed or unlinked")
     problems = check_site(out)
     if problems: raise SystemExit("broken internal links:\n  " + "\n  ".join(problems))
     return {"pages": sorted(pages), "process_s": round(t1 - t0, 1), "sphinx_s": round(time.time() - t1, 1)}

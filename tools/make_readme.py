@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 def notebook_links(md: str) -> str:
-    "Links to sibling notebooks (`[Formats](formats.ipynb)`, relative to nbs/ in the docs) made relative to the repo root."
+    "Links to sibling notebooks (`[File formats](file_formats.ipynb)`, relative to nbs/ in the docs) made relative to the repo root."
     return re.sub(r"\]\(([\w.-]+\.ipynb)(#[^)]*)?\)", lambda m: f"](nbs/{m[1]}{m[2] or ''})", md)
 
 def render(nb_path=ROOT / "nbs" / "index.ipynb") -> str:
