@@ -24,10 +24,10 @@ from typing import Callable, Literal
 
 # %% auto #0
 __all__ = ['Preset', 'PRESETS', 'TOY_MODELS', 'BUILD_THREADS', 'OUTPUT_FOLDERS', 'DOCS_URL', 'FORMATS_PAGE', 'OnError', 'pt',
-           'for_preset', 'paper_vs_toy', 'config_hash', 'cache_root', 'cache_dir', 'cache_lock', 'build_threads',
-           'build_once', 'atomic_open', 'atomic_write_bytes', 'atomic_write_text', 'save_json', 'load_json',
-           'atomic_torch_save', 'seed_everything', 'git_commit', 'provenance', 'BadInputError', 'SkippedItem',
-           'SkipReport', 'check_policy', 'bad_input']
+           'for_preset', 'paper_vs_toy', 'config_hash', 'source_hash', 'cache_root', 'cache_dir', 'cache_lock',
+           'build_threads', 'build_once', 'atomic_open', 'atomic_write_bytes', 'atomic_write_text', 'save_json',
+           'load_json', 'atomic_torch_save', 'seed_everything', 'git_commit', 'provenance', 'BadInputError',
+           'SkippedItem', 'SkipReport', 'check_policy', 'bad_input']
 
 # %% ../nbs/00_core.ipynb #c9636ada
 def pt(*, paper, toy):
@@ -75,6 +75,15 @@ def config_hash(obj, n: int = 12) -> str:
     "Short, stable sha256 of a config (dataclass, dict, list or plain value)."
     blob = json.dumps(_canonical(obj), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:n]
+
+# %% ../nbs/00_core.ipynb #b2d7a18f
+def source_hash(*modules: str, n: int = 12) -> str:
+    "Short sha256 of the source files of `biovita_nb` modules (for cache keys: a change to that code is a new key)."
+    import importlib
+    h = hashlib.sha256()
+    for m in sorted(set(modules)):
+        h.update(m.encode()); h.update(Path(importlib.import_module(f"biovita_nb.{m}").__file__).read_bytes())
+    return h.hexdigest()[:n]
 
 # %% ../nbs/00_core.ipynb #dddcc0b7
 def cache_root() -> Path:
