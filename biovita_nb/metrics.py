@@ -19,8 +19,8 @@ from .evaluate import TaskResult, _feature_lookup, evaluate_task, task_arrays
 
 # %% auto #0
 __all__ = ['lineage_table', 'benchmark_arrays', 'benchmark_reading', 'BenchmarkResult', 'evaluate_benchmark', 'evaluate_splits',
-           'error_shares', 'error_analysis', 'RetrievalResult', 'retrieval_metrics', 'top1', 'linear_probe',
-           'probe_top1']
+           'error_shares', 'error_analysis', 'RetrievalResult', 'retrieval_metrics', 'top1_hits', 'top1',
+           'linear_probe', 'probe_hits', 'probe_top1']
 
 # %% ../nbs/02e_metrics.ipynb #cfbc04a4
 def lineage_table(text_index: pd.DataFrame) -> pd.DataFrame:
@@ -189,13 +189,18 @@ def retrieval_metrics(query: Features, query_labels, gallery: Features, gallery_
     labels = np.asarray(query_labels)[qk]
     return RetrievalResult(pd.DataFrame({"query_id": query.ids[qk], "label": labels, "relevant": n_rel, **cols}), report)
 
-# %% ../nbs/02e_metrics.ipynb #00288de2
-def top1(queries, gallery, labels, gallery_labels=None) -> float:
-    """Share of `queries` whose most similar `gallery` row (dot product: rows L2-normalised) is right: row `labels[i]`,
-    or, given `gallery_labels`, a row labelled `labels[i]`. Tensors or arrays."""
+# %% ../nbs/02e_metrics.ipynb #23a42dbe
+def top1_hits(queries, gallery, labels, gallery_labels=None) -> np.ndarray:
+    """Whether each of `queries` has its most similar `gallery` row (dot product: rows L2-normalised) right: row `labels[i]`,
+    or, given `gallery_labels`, a row labelled `labels[i]`. Tensors or arrays; one bool per query (for intervals)."""
     best = np.asarray((queries @ gallery.T).argmax(1))
     predicted = best if gallery_labels is None else np.asarray(gallery_labels)[best]
-    return float((predicted == np.asarray(labels)).mean())
+    return predicted == np.asarray(labels)
+
+# %% ../nbs/02e_metrics.ipynb #87268d72
+def top1(queries, gallery, labels, gallery_labels=None) -> float:
+    "Share of `queries` whose most similar `gallery` row is right (`top1_hits`)."
+    return float(top1_hits(queries, gallery, labels, gallery_labels).mean())
 
 # %% ../nbs/02e_metrics.ipynb #0117d62b
 def linear_probe(train_x, train_y, seed: int = 0, C: float = 1.0, max_iter: int = 2000):
@@ -205,8 +210,13 @@ def linear_probe(train_x, train_y, seed: int = 0, C: float = 1.0, max_iter: int 
     with threadpool_limits(1):
         return LogisticRegression(C=C, max_iter=max_iter, random_state=seed).fit(np.asarray(train_x), np.asarray(train_y))
 
-# %% ../nbs/02e_metrics.ipynb #bc0ce925
-def probe_top1(probe, x, y) -> float:
-    "Share of the rows of `x` that `probe` labels `y`."
+# %% ../nbs/02e_metrics.ipynb #262c84f9
+def probe_hits(probe, x, y) -> np.ndarray:
+    "Whether `probe` labels each row of `x` as `y` says (one bool per row)."
     from threadpoolctl import threadpool_limits
-    with threadpool_limits(1): return float((probe.predict(np.asarray(x)) == np.asarray(y)).mean())
+    with threadpool_limits(1): return probe.predict(np.asarray(x)) == np.asarray(y)
+
+# %% ../nbs/02e_metrics.ipynb #9dcf232a
+def probe_top1(probe, x, y) -> float:
+    "Share of the rows of `x` that `probe` labels `y` (`probe_hits`)."
+    return float(probe_hits(probe, x, y).mean())
