@@ -60,10 +60,6 @@ def run_stage(world_root, run_dir, pause_at=None, stage="stage1", prepared=None,
     return res
 
 
-def run_stage1(world_root, run_dir, pause_at=None, **overrides):
-    return run_stage(world_root, run_dir, pause_at, **overrides)
-
-
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("world"); ap.add_argument("run")
