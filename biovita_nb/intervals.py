@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 # %% auto #0
 __all__ = ['BOOTSTRAP_B', 'BOOTSTRAP_SEED', 'BOOTSTRAP_LEVEL', 'VERDICTS', 'Interval', 'bootstrap_interval', 'PairedDifference',
-           'paired_bootstrap', 'verdict']
+           'paired_bootstrap', 'verdict', 'queries_for_half_width']
 
 # %% ../nbs/02d0_intervals.ipynb #476935ae
 BOOTSTRAP_B, BOOTSTRAP_SEED, BOOTSTRAP_LEVEL = 1000, 0, 0.95
@@ -72,3 +72,11 @@ def verdict(d: PairedDifference, claimed: int = 1) -> str:
     if claimed not in (1, -1): raise ValueError(f"claimed must be +1 or -1, not {claimed}")
     if not d.resolved: return "cannot tell"
     return "holds" if np.sign(d.diff) == claimed else "fails"
+
+# %% ../nbs/02d0_intervals.ipynb #42602fda
+def queries_for_half_width(half_width: float, p: float = 0.5, level: float = BOOTSTRAP_LEVEL) -> int:
+    "Queries a Top-k (%) near `p` (0.5: the worst case) needs for a `level` interval of at most +-`half_width` points."
+    from statistics import NormalDist
+    if not 0 < half_width < 100: raise ValueError(f"half_width is in points, in (0, 100), not {half_width}")
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    return int(np.ceil(p * (1 - p) * (100 * z / half_width) ** 2))
