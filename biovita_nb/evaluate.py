@@ -351,12 +351,16 @@ class TaskResult:
                     n_candidates_min=int(self.queries.n_candidates.min()) if self.n_scored else 0,
                     n_candidates_max=int(self.queries.n_candidates.max()) if self.n_scored else 0, **self.topk_intervals(ks))
 
-# %% ../nbs/02d_evaluate.ipynb #b1568907
+# %% ../nbs/02d_evaluate.ipynb #181d6769
 @patch
 def _breakdown(self: TaskResult, by: str, ks=(1, 5, 10)) -> pd.DataFrame:
     hits = pd.DataFrame({by: self.queries[by], **{f"top{k}": 100.0 * (self.queries["rank"] <= k) for k in ks}})
     g = hits.groupby(by)
-    return g.mean().assign(queries=g.size()).sort_values(["top1", "queries"])
+    out = g.mean().assign(queries=g.size())
+    if "top1" in out:                                    # Top-1's bootstrap interval over the group's own queries
+        iv = {name: bootstrap_interval(h.top1.to_numpy()) for name, h in g}
+        out = out.assign(top1_lo=[iv[n].lo for n in out.index], top1_hi=[iv[n].hi for n in out.index])
+    return out.sort_values(["top1", "queries"]) if "top1" in out else out
 
 # %% ../nbs/02d_evaluate.ipynb #6ba8bf57
 @patch
