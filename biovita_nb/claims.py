@@ -10,7 +10,8 @@ from .toydesign import ToyWorldConfig, design_world
 from .toyworld import _split
 
 # %% auto #0
-__all__ = ['CLAIM_TESTS', 'PAPER_A_CLAIMS', 'PAPER_B_BENCHMARK_CLAIMS', 'DECISIVE_HALF_WIDTH', 'Claim', 'split_sizes']
+__all__ = ['CLAIM_TESTS', 'PAPER_A_CLAIMS', 'PAPER_B_BENCHMARK_CLAIMS', 'DECISIVE_HALF_WIDTH', 'CLAIM_COLUMNS', 'Claim',
+           'split_sizes', 'evaluate_claims', 'claims_table']
 
 # %% ../nbs/02l_claims.ipynb #cb2ffcbb
 CLAIM_TESTS = ("chance", "paired", "errors", "traits")
@@ -67,3 +68,121 @@ def split_sizes(config: ToyWorldConfig) -> dict:
     return dict(seen_species=n("seen"), unseen_species=n("unseen"), seen_test_audio=least(config.audio_per_species),
                 seen_test_images=least(config.images_per_species), unseen_test_audio=n("unseen") * config.unseen_audio_per_species,
                 unseen_test_images=n("unseen") * config.unseen_images_per_species)
+
+# %% ../nbs/02l_claims.ipynb #28cdfcc8
+import pandas as pd
+from typing import Mapping, Sequence
+from .intervals import PairedDifference, bootstrap_interval, paired_bootstrap, verdict
+from .report import record_metric, record_ranks
+
+# %% ../nbs/02l_claims.ipynb #6facdfb9
+def _iv_text(mean: float, lo: float, hi: float, signed: bool = False) -> str:
+    "'63.7 [61.0, 66.5]', or '+3.4 [+1.2, +5.6]' if `signed`."
+    f = "{:+.1f}" if signed else "{:.1f}"
+    return f"{f.format(mean)} [{f.format(lo)}, {f.format(hi)}]"
+
+# %% ../nbs/02l_claims.ipynb #b5d53d30
+_NUMBERS = ("score", "score_lo", "score_hi", "base", "base_lo", "base_hi", "diff", "diff_lo", "diff_hi", "n")
+
+def _numbers(score, base, diff, n: int) -> dict:
+    "The numeric columns of a claim's row from three (mean, lo, hi) triples and a count."
+    return dict(zip(_NUMBERS, (*map(float, (*score, *base, *diff)), int(n))))
+
+# %% ../nbs/02l_claims.ipynb #8659e5b6
+class _NotEvaluated(Exception):
+    "Raised by a claim's test when the inputs cannot decide it; the message says why."
+
+# %% ../nbs/02l_claims.ipynb #f19f7ce2
+def _record(records: Mapping, model: str) -> dict:
+    "The record of `model` in `records` (model -> record); `_NotEvaluated` if there is none."
+    if model not in records: raise _NotEvaluated(f"no result record for {model!r} (records: {', '.join(map(repr, records)) or 'none'})")
+    return records[model]
+
+# %% ../nbs/02l_claims.ipynb #44ddf800
+def _task(claim: Claim) -> str: return f"{claim.split} {claim.level} {claim.direction}"
+
+def _lookup(f, records: Mapping, model: str, claim: Claim):
+    "`f(record, split, level, direction)` (`report.record_metric` or `record_ranks`) for `claim`'s task; a KeyError: not evaluated."
+    try: return f(_record(records, model), claim.split, claim.level, claim.direction)
+    except KeyError as e: raise _NotEvaluated(e.args[0]) from None
+
+# %% ../nbs/02l_claims.ipynb #b99b76c2
+def _chance_test(claim: Claim, records: Mapping) -> dict:
+    "Top-1 of `claim.model` on its task against the chance level: holds if its interval lies above it (`02l_claims`)."
+    m = _lookup(record_metric, records, claim.model, claim)
+    if not m["scored"]: raise _NotEvaluated(f"{claim.model!r}: no {_task(claim)} query could be scored")
+    top1, chance = (m["top1"], m["top1_lo"], m["top1_hi"]), m["random_top1"]
+    d = PairedDifference(top1[0] - chance, top1[1] - chance, top1[2] - chance, bool(top1[1] > chance or top1[2] < chance))
+    evidence = (f"{claim.model} {_iv_text(*top1)} Top-1 vs chance {chance:.1f}; difference {_iv_text(*d[:3], signed=True)}, "
+                f"{m['scored']} queries")
+    return dict(verdict=verdict(d), evidence=evidence, **_numbers(top1, (chance, float("nan"), float("nan")), d[:3], m["scored"]))
+
+# %% ../nbs/02l_claims.ipynb #dc24ec54
+def _paired_test(claim: Claim, records: Mapping) -> dict:
+    "Top-1 hits of `claim.model` against `claim.baseline` on the same queries, paired bootstrap (`02l_claims`)."
+    (a, sha_a), (b, sha_b) = (_lookup(record_ranks, records, m, claim) for m in (claim.model, claim.baseline))
+    if sha_a != sha_b:
+        raise ValueError(f"{claim.id}: {claim.model!r} and {claim.baseline!r} did not rank the same queries on {_task(claim)} "
+                         f"(queries_sha {sha_a[:12]}... vs {sha_b[:12]}...); evaluate both on the same benchmark files")
+    if not len(a): raise _NotEvaluated(f"no {_task(claim)} query could be scored")
+    hits_a, hits_b = 100.0 * (a <= 1), 100.0 * (b <= 1)
+    d, iv_a, iv_b = paired_bootstrap(hits_a, hits_b), bootstrap_interval(hits_a), bootstrap_interval(hits_b)
+    evidence = (f"{claim.model} {_iv_text(*iv_a)} vs {claim.baseline} {_iv_text(*iv_b)} Top-1; "
+                f"difference {_iv_text(*d[:3], signed=True)}, {len(a)} queries")
+    return dict(verdict=verdict(d), evidence=evidence, **_numbers(iv_a, iv_b, d[:3], len(a)))
+
+# %% ../nbs/02l_claims.ipynb #347e4e27
+def _errors_test(claim: Claim, records: Mapping) -> dict:
+    "Share of `claim.model`'s species-level errors within the genus / family (`claim.level`) against chance (`02l_claims`)."
+    if claim.level not in ("genus", "family"): raise ValueError(f"{claim.id}: an errors claim's level is 'genus' or 'family', not {claim.level!r}")
+    rec, lv, where = _record(records, claim.model), claim.level, "six directions pooled" if claim.direction == "all" else claim.direction
+    e = next((e for e in rec["error_analysis"] if e["split"] == claim.split and e["direction"] == claim.direction), None)
+    if e is None: raise _NotEvaluated(f"{claim.model!r} has no {claim.split} error analysis ({where})")
+    if f"excess_{lv}" not in e: raise _NotEvaluated(f"{claim.model!r}: its record has no chance level of the errors (written by "
+                                                   "an older version); evaluate the model again")
+    if not e["errors"]: raise _NotEvaluated(f"{claim.model!r} made no species-level error on {claim.split} ({where})")
+    ex = (e[f"excess_{lv}"], e[f"excess_{lv}_lo"], e[f"excess_{lv}_hi"])
+    d = PairedDifference(*ex, bool(ex[1] > 0 or ex[2] < 0))
+    evidence = (f"{claim.model}: {e[f'same_{lv}']:.1f}% of {e['errors']} species-level errors ({where}) in the correct {lv} vs "
+                f"{e[f'chance_{lv}']:.1f}% by chance; excess {_iv_text(*ex, signed=True)} points")
+    nan = float("nan")
+    return dict(verdict=verdict(d), evidence=evidence, **_numbers((e[f"same_{lv}"], nan, nan), (e[f"chance_{lv}"], nan, nan), ex, e["errors"]))
+
+# %% ../nbs/02l_claims.ipynb #4a701a0f
+def _traits_test(claim: Claim, traits_summary: pd.DataFrame | None) -> dict:
+    "The trait probe of `claim.model` on `claim.direction` (a modality) against the taxonomy baseline (`02l_claims`)."
+    if traits_summary is None: raise _NotEvaluated("no trait results were given (traits_summary, from `02k_traits`)")
+    t = traits_summary
+    rows = t[(t.model == claim.model) & (t.modality == claim.direction) & (t.group == "all")]
+    if not len(rows): raise _NotEvaluated(f"the trait results have no row for {claim.model!r}, {claim.direction}, all traits")
+    r = rows.iloc[0]
+    probe, base, diff = ((r[c], r[f"{c}_lo"], r[f"{c}_hi"]) for c in ("probe", "taxonomy", "diff"))
+    d = PairedDifference(*diff, bool(diff[1] > 0 or diff[2] < 0))
+    evidence = (f"{claim.model} {claim.direction} probe {_iv_text(*probe)} vs taxonomy {_iv_text(*base)} balanced accuracy (mean over "
+                f"traits); difference {_iv_text(*diff, signed=True)}, {int(r['n_unseen'])} unseen species")
+    return dict(verdict=verdict(d), evidence=evidence, **_numbers(probe, base, diff, r["n_unseen"]))
+
+# %% ../nbs/02l_claims.ipynb #3ecc330b
+CLAIM_COLUMNS = ("paper", "id", "claim", "test", "split", "level", "direction", "model", "baseline", "verdict", "evidence", *_NUMBERS)
+
+def evaluate_claims(claims: Sequence[Claim], records: Sequence[dict], traits_summary: pd.DataFrame | None = None) -> pd.DataFrame:
+    "One row per claim (`CLAIM_COLUMNS`): its test applied to the result `records` (one per model) and `traits_summary` (`02k_traits`)."
+    by_model = {}
+    for r in records:
+        if r["model"] in by_model: raise ValueError(f"two result records for model {r['model']!r}: pass one per model")
+        by_model[r["model"]] = r
+    rows = []
+    for c in claims:
+        try:
+            if c.test == "traits": out = _traits_test(c, traits_summary)
+            else: out = dict(chance=_chance_test, paired=_paired_test, errors=_errors_test)[c.test](c, by_model)
+        except _NotEvaluated as e: out = dict(verdict="not evaluated", evidence=str(e))
+        rows.append(dict(paper=c.paper, id=c.id, claim=c.text, test=c.test, split=c.split, level=c.level, direction=c.direction,
+                         model=c.model, baseline=c.baseline, **out))
+    return pd.DataFrame(rows, columns=list(CLAIM_COLUMNS)).astype({"n": "Int64"})
+
+# %% ../nbs/02l_claims.ipynb #c0226f87
+def claims_table(frame: pd.DataFrame) -> pd.DataFrame:
+    "The claims of `evaluate_claims` as a table to write: claim (index), id, evaluation (split / level / direction), verdict, evidence."
+    evaluation = frame.split + " / " + frame.level + " / " + frame.direction
+    return frame.assign(evaluation=evaluation).set_index("claim")[["id", "evaluation", "verdict", "evidence"]]

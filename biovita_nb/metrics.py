@@ -106,15 +106,28 @@ def evaluate_splits(folders, features: Mapping, on_error: OnError = "skip", n_ca
         results.append(res)
     return results
 
-# %% ../nbs/02e_metrics.ipynb #b639c12a
+# %% ../nbs/02e_metrics.ipynb #ee7e0260
+def _chance_same(taxa: pd.Series, correct) -> np.ndarray:
+    "Per species of `correct`: (g - 1) / (N - 1), with g the species of `taxa` (species -> genus or family) in its taxon, N = len(taxa)."
+    size = taxa.map(taxa.value_counts())
+    return ((size.loc[list(correct)].to_numpy() - 1) / max(len(taxa) - 1, 1)).astype(np.float64)
+
+# %% ../nbs/02e_metrics.ipynb #4ebc8519
 def error_shares(result: TaskResult, lineage: pd.DataFrame) -> dict:
-    "Among species-level errors: how many, and the share (%) whose top-ranked wrong species shares the genus / family."
+    """Among species-level errors: how many; the share (%) whose top-ranked wrong species shares the genus / family; the chance
+    of that (%) for a wrong species drawn among the other species of `lineage`; the excess over chance and its 95% interval."""
     if result.level != "species": raise ValueError(f"the error analysis is defined at the species level, not {result.level!r}")
     err = result.queries[(result.queries["rank"] > 1) & result.queries.top_wrong_taxon.notna()]
-    if not len(err): return dict(errors=0, same_genus=float("nan"), same_family=float("nan"))
     truth, wrong = lineage.loc[err.correct_taxon], lineage.loc[err.top_wrong_taxon]
-    return dict(errors=len(err), same_genus=float(100 * (truth.genus.values == wrong.genus.values).mean()),
-                same_family=float(100 * (truth.family.values == wrong.family.values).mean()))
+    mean = lambda v: float(100 * v.mean()) if len(v) else float("nan")
+    shares, chances, excess = {}, {}, {}
+    for lv in ("genus", "family"):
+        same = (truth[lv].to_numpy() == wrong[lv].to_numpy()).astype(np.float64)
+        chance = _chance_same(lineage[lv], err.correct_taxon)
+        shares[f"same_{lv}"], chances[f"chance_{lv}"] = mean(same), mean(chance)
+        iv = bootstrap_interval(100 * (same - chance))
+        excess |= {f"excess_{lv}": iv.mean, f"excess_{lv}_lo": iv.lo, f"excess_{lv}_hi": iv.hi}
+    return dict(errors=len(err), **shares, **chances, **excess)
 
 # %% ../nbs/02e_metrics.ipynb #bbfed7fc
 def error_analysis(result: BenchmarkResult) -> pd.DataFrame:
