@@ -17,7 +17,7 @@ from .corpus_cli import add_corpus
 
 # %% auto #0
 __all__ = ['main', 'cmd_env', 'add_env', 'cmd_toyworld', 'add_toyworld', 'cmd_embed', 'add_embed', 'cmd_benchmark_build',
-           'cmd_benchmark_eval', 'add_benchmark', 'cmd_distill', 'add_distill', 'cmd_train', 'add_train',
+           'cmd_benchmark_eval', 'add_benchmark', 'cmd_distill', 'add_distill', 'cmd_train', 'add_train', 'seed_list',
            'cmd_reproduce', 'add_reproduce']
 
 # %% ../nbs/09_cli.ipynb #5f79dc5f
@@ -363,7 +363,16 @@ def add_train(sub, common):
     p.add_argument("--export", action="store_true", help="also write the release layout (open_clip repo + clap_weights.pth)")
     p.set_defaults(run=cmd_train)
 
-# %% ../nbs/09_cli.ipynb #aefdfc13
+# %% ../nbs/09_cli.ipynb #afd41f57
+def seed_list(text: str) -> tuple:
+    "argparse type: two or more distinct integers >= 0, comma-separated ('0,1,2')."
+    try: seeds = tuple(int(t) for t in text.split(","))
+    except ValueError: raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers, e.g. 0,1,2") from None
+    if len(seeds) < 2 or len(set(seeds)) < len(seeds) or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give two or more distinct seeds >= 0, e.g. 0,1,2")
+    return seeds
+
+# %% ../nbs/09_cli.ipynb #9781feeb
 def cmd_reproduce(args):
     figures, runs = Path(args.figures).absolute(), Path(args.runs).absolute()
     for p, what in ((figures, "--figures"), (runs, "--runs")):
@@ -373,10 +382,12 @@ def cmd_reproduce(args):
     if nbs is not None and not find_notebooks(nbs, args.only):
         raise CLIError(f"{nbs} has no numbered notebooks{' matching --only' if args.only else ''}", "check --nbs / --only")
     if args.hub_cache and args.preset != "paper": raise CLIError("--hub-cache is for --preset paper", "drop it, or pass --preset paper")
-    reproduce(args.preset, figures, runs, nbs, args.only, args.flags, seed=args.seed, device=args.device,
-              batch_size=args.batch_size, progress=not args.quiet, log=say, hub_cache=args.hub_cache)
+    for given, what in ((args.world != "default", "--world"), (args.seeds, "--seeds")):
+        if given and args.preset != "toy": raise CLIError(f"{what} is for --preset toy (the paper preset trains nothing)", f"drop {what}")
+    reproduce(args.preset, figures, runs, nbs, args.only, args.flags, seed=args.seed, device=args.device, batch_size=args.batch_size,
+              progress=not args.quiet, log=say, hub_cache=args.hub_cache, toy_world=args.world, seeds=args.seeds)
 
-# %% ../nbs/09_cli.ipynb #aceb7a59
+# %% ../nbs/09_cli.ipynb #f8d8c142
 @command
 def add_reproduce(sub, common):
     p = sub.add_parser("reproduce", parents=[common], help="run every notebook (or the installed main job): tables and figures",
@@ -394,4 +405,8 @@ def add_reproduce(sub, common):
                    help="flagged cells to run (default: slow; gpu with a GPU; hub with --preset paper)")
     p.add_argument("--hub-cache", help="paper preset: the hub cache holding the registered models and dataset "
                    "(default: the user's Hugging Face cache)")
+    p.add_argument("--world", choices=("default", "decisive"), default="default",
+                   help="toy: the world of the main job (default: default; decisive: big enough to decide the papers' claims)")
+    p.add_argument("--seeds", type=seed_list, metavar="S,S,...", help="toy: then retrain the methods at each of these seeds "
+                   "(e.g. 0,1,2) on the same benchmark and write the spread, seed_spread.{csv,md,tex}, to --figures")
     p.set_defaults(run=cmd_reproduce)

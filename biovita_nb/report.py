@@ -23,9 +23,9 @@ from .metrics import BenchmarkResult, error_analysis
 # %% auto #0
 __all__ = ['RESULT_SCHEMA', 'PAPER_SOURCE', 'PAPER_AVERAGES', 'PAPER_TABLES', 'NOT_SCORED', 'NOT_SCORED_NOTE', 'queries_sha',
            'result_record', 'record_metric', 'record_ranks', 'save_result', 'load_results', 'paper_results',
-           'results_long', 'table_cell', 'paper_table', 'paper_tables', 'markdown_table', 'write_tables', 'save_figure',
-           'plot_directions', 'error_analysis_frame', 'plot_error_analysis', 'embedding_map_frame',
-           'plot_embedding_map', 'plot_topk_curves']
+           'results_long', 'table_cell', 'paper_table', 'paper_tables', 'markdown_table', 'write_tables', 'seed_spread',
+           'seed_spread_table', 'write_seed_spread', 'save_figure', 'plot_directions', 'error_analysis_frame',
+           'plot_error_analysis', 'embedding_map_frame', 'plot_embedding_map', 'plot_topk_curves']
 
 # %% ../nbs/02f_report.ipynb #825cf033
 RESULT_SCHEMA = "biovita_nb.benchmark_result/1"
@@ -211,6 +211,48 @@ def write_tables(tables: Mapping[str, pd.DataFrame], out_dir, prefix: str = "tab
         for ext, text in (("csv", df.to_csv()), ("md", markdown_table(df)), ("tex", tex)):
             atomic_write_text(base.with_suffix(f".{ext}"), text); paths.append(base.with_suffix(f".{ext}"))
     return paths
+
+# %% ../nbs/02f_report.ipynb #53cb8145
+def seed_spread(records_by_seed: Mapping[int, Sequence[dict]]) -> pd.DataFrame:
+    """Top-1 of every model x split x level x direction at each method seed (`seed_<s>`), their mean, sd (ddof=1) and range,
+    and `bootstrap_half`: one run's bootstrap 95% half-width, (top1_hi - top1_lo) / 2, averaged over the seeds."""
+    if len(records_by_seed) < 2: raise ValueError(f"a spread needs the records of two or more seeds, not of {list(records_by_seed)}")
+    keys = ["model", "split", "level", "direction"]
+    per = {s: pd.DataFrame([dict(model=r["model"], **{k: m[k] for k in keys[1:]}, top1=m["top1"],
+                                 half=(m.get("top1_hi", np.nan) - m.get("top1_lo", np.nan)) / 2) for r in recs for m in r["metrics"]],
+                           columns=[*keys, "top1", "half"]).set_index(keys) for s, recs in records_by_seed.items()}
+    (s0, first), *rest = per.items()
+    for s, df in rest:
+        if set(df.index) != set(first.index):
+            raise ValueError(f"the records of seed {s} score other tasks than those of seed {s0} (e.g. "
+                             f"{sorted(set(df.index) ^ set(first.index))[0]}); pass the records of one job run at each seed")
+    top1 = pd.DataFrame({f"seed_{s}": df.top1.reindex(first.index) for s, df in per.items()})
+    half = pd.DataFrame({s: df.half.reindex(first.index) for s, df in per.items()}).mean(axis=1, skipna=False)
+    out = top1.assign(mean=top1.mean(axis=1, skipna=False), sd=top1.std(axis=1, ddof=1, skipna=False),
+                      range=top1.max(axis=1, skipna=False) - top1.min(axis=1, skipna=False), bootstrap_half=half)
+    return out.reset_index(level=[1, 2, 3])
+
+# %% ../nbs/02f_report.ipynb #ee88c890
+def seed_spread_table(spread: pd.DataFrame, split: str = "seen", level: str = "species") -> pd.DataFrame:
+    "`seed_spread` of one split and level in the paper's layout: rows = models, columns = directions, cells 'mean±sd (h ±half)'."
+    sub = spread[(spread.split == split) & (spread.level == level)]
+    if sub.empty: raise ValueError(f"the spread has no rows of split {split!r} at level {level!r}")
+    seeds = [c.removeprefix("seed_") for c in spread.columns if c.startswith("seed_")]
+    def cell(r): return NOT_SCORED if pd.isna(r["mean"]) else f"{r['mean']:.1f}±{r['sd']:.1f} (h ±{r['bootstrap_half']:.1f})"
+    rows = {m: {d: cell(g[g.direction == d].iloc[0]) if d in set(g.direction) else "–" for d in DIRECTION_NAMES}
+            for m, g in sub.groupby(level=0, sort=False)}
+    out = pd.DataFrame.from_dict(rows, orient="index", columns=list(DIRECTION_NAMES))
+    out.index.name = "Model"
+    out.attrs["notes"] = [f"Top-1 (%), {split} split, {level} level: mean±sd over method seeds {', '.join(seeds)} (sd with ddof=1); "
+                          "h: the half-width of one run's bootstrap 95% interval over the queries (mean over the seeds)",
+                          *([NOT_SCORED_NOTE] if (out == NOT_SCORED).to_numpy().any() else [])]
+    return out
+
+# %% ../nbs/02f_report.ipynb #e7721c49
+def write_seed_spread(records_by_seed: Mapping[int, Sequence[dict]], out_dir) -> tuple:
+    "(`seed_spread` of the records, the paths of the tables `seed_spread` and `seed_spread_seen` written to `out_dir`)."
+    spread = seed_spread(records_by_seed)
+    return spread, write_tables({"seed_spread": spread.round(2), "seed_spread_seen": seed_spread_table(spread)}, out_dir, prefix="")
 
 # %% ../nbs/02f_report.ipynb #d598e80c
 def save_figure(fig, out_dir, name: str, dpi: int = 150) -> list:
