@@ -11,7 +11,7 @@ from .toyworld import _split
 
 # %% auto #0
 __all__ = ['CLAIM_TESTS', 'PAPER_A_CLAIMS', 'PAPER_B_BENCHMARK_CLAIMS', 'DECISIVE_HALF_WIDTH', 'CLAIM_COLUMNS', 'Claim',
-           'split_sizes', 'evaluate_claims', 'claims_table']
+           'split_sizes', 'evaluate_claims', 'claims_table', 'trait_embeddings', 'with_twins', 'claims_summary']
 
 # %% ../nbs/02l_claims.ipynb #cb2ffcbb
 CLAIM_TESTS = ("chance", "paired", "errors", "traits")
@@ -186,3 +186,41 @@ def claims_table(frame: pd.DataFrame) -> pd.DataFrame:
     "The claims of `evaluate_claims` as a table to write: claim (index), id, evaluation (split / level / direction), verdict, evidence."
     evaluation = frame.split + " / " + frame.level + " / " + frame.direction
     return frame.assign(evaluation=evaluation).set_index("claim")[["id", "evaluation", "verdict", "evidence"]]
+
+# %% ../nbs/02l_claims.ipynb #2534706f
+from .intervals import VERDICTS
+from .traits import benchmark_species_embeddings
+
+# %% ../nbs/02l_claims.ipynb #01ab1b3a
+def trait_embeddings(models: Sequence[str], features: Mapping, benches: Mapping) -> tuple:
+    """({(model, modality): (species, X)} over every split of `benches`, each distinct embedding once; {(model, modality): the
+    (model, modality) it equals}). `features[(model, split)]`: a model's features of a split, as the main job holds them."""
+    out, same = {}, {}
+    for name in models:
+        per_split = [benchmark_species_embeddings(features[(name, s)], benches[s]) for s in benches]
+        for mod in dict.fromkeys(k for d in per_split for k in d):
+            parts = [d[mod] for d in per_split if mod in d]
+            sp, X = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+            twin = next((k for k, (sp2, X2) in out.items() if k[1] == mod and np.array_equal(sp, sp2) and np.array_equal(X, X2)), None)
+            if twin is None: out[(name, mod)] = (sp, X)
+            else: same[(name, mod)] = twin
+    return out, same
+
+# %% ../nbs/02l_claims.ipynb #edff8688
+def with_twins(summary: pd.DataFrame, same: Mapping) -> pd.DataFrame:
+    "`summary` (`traits.TraitResult.summary`) plus, for each (model, modality) of `same`, a copy of the rows of the pair it equals."
+    copies = [summary[(summary.model == m0) & (summary.modality == mod0)].assign(model=m) for (m, _), (m0, mod0) in same.items()]
+    return pd.concat([summary, *copies], ignore_index=True)
+
+# %% ../nbs/02l_claims.ipynb #d8e88335
+def claims_summary(frame: pd.DataFrame) -> str:
+    "Markdown: the count of each verdict of `evaluate_claims`' frame, then per verdict the claims (and where) that have it."
+    order = (*VERDICTS, "not evaluated")
+    counts = frame.verdict.value_counts()
+    lines = [f"{len(frame)} claims: " + ", ".join(f"{counts[v]} {v}" for v in order if counts.get(v, 0)) + ".", ""]
+    for v in order:
+        sub = frame[frame.verdict == v]
+        if not len(sub): continue
+        where = sub.groupby(["paper", "claim"], sort=False).id.agg(lambda ids: ", ".join(i.split(" ", 1)[1] for i in ids))
+        lines.append(f"- **{v}**: " + "; ".join(f"{p}: {c} ({w})" for (p, c), w in where.items()))
+    return "\n".join(lines) + "\n"

@@ -372,12 +372,12 @@ def seed_list(text: str) -> tuple:
         raise argparse.ArgumentTypeError(f"{text!r}: give two or more distinct seeds >= 0, e.g. 0,1,2")
     return seeds
 
-# %% ../nbs/09_cli.ipynb #9781feeb
+# %% ../nbs/09_cli.ipynb #ab2b87b3
 def cmd_reproduce(args):
     figures, runs = Path(args.figures).absolute(), Path(args.runs).absolute()
     for p, what in ((figures, "--figures"), (runs, "--runs")):
         if p.exists() and not p.is_dir(): raise CLIError(f"{what} {p} is a file", "pass a folder")
-    from biovita_nb.pipeline import find_notebooks, reproduce
+    from biovita_nb.reproduction import find_notebooks, reproduce
     nbs = existing(args.nbs, "--nbs", "dir") if args.nbs else Path("nbs") if Path("nbs").is_dir() and Path("settings.ini").is_file() else None
     if nbs is not None and not find_notebooks(nbs, args.only):
         raise CLIError(f"{nbs} has no numbered notebooks{' matching --only' if args.only else ''}", "check --nbs / --only")

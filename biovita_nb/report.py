@@ -25,7 +25,8 @@ __all__ = ['RESULT_SCHEMA', 'PAPER_SOURCE', 'PAPER_AVERAGES', 'PAPER_TABLES', 'N
            'result_record', 'record_metric', 'record_ranks', 'save_result', 'load_results', 'paper_results',
            'results_long', 'table_cell', 'paper_table', 'paper_tables', 'markdown_table', 'write_tables', 'seed_spread',
            'seed_spread_table', 'write_seed_spread', 'save_figure', 'plot_directions', 'error_analysis_frame',
-           'plot_error_analysis', 'embedding_map_frame', 'plot_embedding_map', 'plot_topk_curves']
+           'plot_error_analysis', 'embedding_map_frame', 'plot_embedding_map', 'topk_curve_interval',
+           'plot_topk_curves']
 
 # %% ../nbs/02f_report.ipynb #825cf033
 RESULT_SCHEMA = "biovita_nb.benchmark_result/1"
@@ -345,17 +346,30 @@ def plot_embedding_map(frame: pd.DataFrame, title: str = "joint embedding space"
     fig.tight_layout()
     return fig
 
-# %% ../nbs/02f_report.ipynb #1984d357
+# %% ../nbs/02f_report.ipynb #488e8462
+def topk_curve_interval(ranks, kmax: int, B: int = BOOTSTRAP_B, seed: int = BOOTSTRAP_SEED, level: float = BOOTSTRAP_LEVEL) -> tuple:
+    "(lo, hi): the bootstrap `level` interval over the queries of Top-k (%) for k = 1..kmax, from each query's rank."
+    r = np.minimum(np.asarray(ranks, dtype=np.int64), kmax + 1) - 1           # 0..kmax-1: within the curve; kmax: beyond it
+    n = len(r)
+    if not n: return np.full(kmax, np.nan), np.full(kmax, np.nan)
+    idx = np.random.default_rng(seed).integers(0, n, (B, n))               # the draws of intervals.bootstrap_interval
+    counts = np.bincount((np.arange(B)[:, None] * (kmax + 1) + r[idx]).ravel(), minlength=B * (kmax + 1)).reshape(B, kmax + 1)
+    lo, hi = np.percentile(100 * np.cumsum(counts[:, :kmax], 1) / n, [50 * (1 - level), 50 * (1 + level)], axis=0)
+    return lo, hi
+
+# %% ../nbs/02f_report.ipynb #bf1a04b0
 def plot_topk_curves(record: dict, split: str = "seen", kmax: int = 100):
-    "Top-k (%) against k, one panel per level, one line per direction, from a result record."
-    rows = [dict(level=m["level"], direction=m["direction"], k=k, topk=v)
-            for m in record["metrics"] if m["split"] == split for k, v in enumerate(m["topk_curve"][:kmax], 1)]
-    df = pd.DataFrame(rows)
-    levels = [lv for lv in LEVELS if (df.level == lv).any()]
+    "Top-k (%) against k with 95% bands, one panel per level, one line per direction, from a result record."
+    rows = [m for m in record["metrics"] if m["split"] == split]
+    levels = [lv for lv in LEVELS if any(m["level"] == lv for m in rows)]
+    colours = dict(zip(DIRECTION_NAMES, sns.color_palette(n_colors=len(DIRECTION_NAMES))))
     fig, axes = plt.subplots(1, len(levels), figsize=(4 * len(levels), 3.4), squeeze=False, sharey=True)
     for ax, lv in zip(axes[0], levels):
-        sns.lineplot(data=df[df.level == lv], x="k", y="topk", hue="direction", hue_order=list(DIRECTION_NAMES), ax=ax)
-        ax.set(title=f"{record['model']}: {lv}", ylabel="Top-k (%)", ylim=(0, 101))
-        if ax is not axes[0][-1] and ax.get_legend(): ax.get_legend().remove()
+        for m in sorted((m for m in rows if m["level"] == lv), key=lambda m: DIRECTION_NAMES.index(m["direction"])):
+            curve = np.asarray(m["topk_curve"][:kmax]); k = np.arange(1, len(curve) + 1)
+            ax.plot(k, curve, color=colours[m["direction"]], label=m["direction"])
+            if m.get("ranks"): ax.fill_between(k, *topk_curve_interval(m["ranks"], len(curve)), color=colours[m["direction"]], alpha=0.2, lw=0)
+        ax.set(title=f"{record['model']}: {lv}", xlabel="k", ylabel="Top-k (%)", ylim=(0, 101))
+    axes[0][-1].legend(title="direction", fontsize=8)
     fig.tight_layout()
     return fig

@@ -1,4 +1,4 @@
-"""A seed sweep of the toy job, end to end: `pipeline.seed_sweep` over method seeds 0 and 1 on the default world.
+"""A seed sweep of the toy job, end to end: `reproduction.seed_sweep` over method seeds 0 and 1 on the default world.
 
 Only the methods that are trained (BioVITA's two stages, paper B's student) may move from seed to seed; the rows that
 nothing trains (the toy BioCLIP 2 and CLAP stand-ins, paper B's zero-shot combination and ridge mapping) must score
@@ -11,7 +11,8 @@ import math
 
 import pandas as pd
 
-from biovita_nb.pipeline import MainJobConfig, seed_sweep
+from biovita_nb.pipeline import MainJobConfig
+from biovita_nb.reproduction import seed_sweep
 from biovita_nb.report import load_results
 
 FIXED = ("toy BioCLIP 2", "toy CLAP", "zero-shot combination (mix)", "text-space mapping (ridge)")

@@ -70,7 +70,7 @@ def execute(notebooks: list[Path], runs: Path, flags=()) -> None:
     import subprocess
     runs.mkdir(parents=True, exist_ok=True)
     code = ("import sys; from execnb.nbio import read_nb, write_nb; from execnb.shell import CaptureShell\n"
-            "from biovita_nb.pipeline import cell_flags\n"
+            "from biovita_nb.reproduction import cell_flags\n"
             "nb, held = read_nb(sys.argv[1]), {}\n"
             "for i, c in enumerate(nb.cells):\n"
             "    if c.cell_type == 'code' and cell_flags(c.source) - set(sys.argv[3:]): held[i], c.source = c.source, ''\n"
