@@ -13,7 +13,7 @@ FIGURES = ROOT / "figures"
 
 
 def test_committed_results_come_from_a_clean_commit():
-    for f in sorted((FIGURES / "results").glob("results_*.json")):
+    for f in sorted(FIGURES.rglob("results/results_*.json")):     # the main job's, the decisive world's, each seed's
         commit = json.loads(f.read_text())["provenance"]["git_commit"]
         assert commit and not commit.endswith("+dirty"), f"{f.name}: computed from {commit}; regenerate from a clean commit"
 
@@ -45,3 +45,5 @@ def test_main_job_reproduces_the_committed_tables(tmp_path):
         for a, b in zip(new["metrics"], ref["metrics"]):     # every key the committed file has (a newer run may add keys)
             assert {k: a.get(k) for k in b} == b, f"{f.name}: metrics differ"
         assert new["features"] == ref["features"], f"{f.name}: the features (fingerprints) differ"
+    for name in ("claims_numbers.csv", "traits.csv"):         # the claims' verdicts and numbers, the trait experiment
+        assert (tmp_path / name).read_text() == (FIGURES / name).read_text(), f"figures/{name} differs from the run's"
