@@ -288,7 +288,7 @@ def plot_directions(long: pd.DataFrame, tables: Sequence[str] = ("seen", "unseen
     fig.tight_layout()
     return fig
 
-# %% ../nbs/02f_report.ipynb #8223c732
+# %% ../nbs/02f_report.ipynb #ceedc3ca
 def error_analysis_frame(records: Sequence[dict], split: str = "seen", direction: str = "all") -> pd.DataFrame:
     "Share (%) of species-level errors whose top-ranked wrong taxon is in the correct genus / family, and its chance level, per model."
     rows = []
@@ -296,19 +296,23 @@ def error_analysis_frame(records: Sequence[dict], split: str = "seen", direction
         for e in rec["error_analysis"]:
             if e["split"] == split and e["direction"] == direction:
                 rows += [dict(model=rec["model"], within=f"correct {lv}", share=e[f"same_{lv}"], errors=e["errors"],
-                              chance=e.get(f"chance_{lv}", np.nan)) for lv in ("genus", "family")]
-    return pd.DataFrame(rows, columns=["model", "within", "share", "errors", "chance"])
+                              chance=(c := e.get(f"chance_{lv}", np.nan)), lo=c + e.get(f"excess_{lv}_lo", np.nan),
+                              hi=c + e.get(f"excess_{lv}_hi", np.nan)) for lv in ("genus", "family")]
+    return pd.DataFrame(rows, columns=["model", "within", "share", "errors", "chance", "lo", "hi"])
 
-# %% ../nbs/02f_report.ipynb #046b16ad
+# %% ../nbs/02f_report.ipynb #462e8f3b
 def plot_error_analysis(frame: pd.DataFrame):
     "Bars: among species-level errors, the share in the correct genus and in the correct family, per model; dashes: chance."
     withins, models = list(dict.fromkeys(frame.within)), list(dict.fromkeys(frame.model))
     colours, x, w = dict(zip(models, sns.color_palette(n_colors=len(models)))), np.arange(len(withins)), 0.8 / max(len(models), 1)
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
     for i, model in enumerate(models):
         m = frame[frame.model == model].set_index("within").reindex(withins)
         pos = x - 0.4 + w * (i + 0.5)
         ax.bar(pos, m.share.to_numpy(float), w, color=colours[model], label=model)
+        if {"lo", "hi"} <= set(m) and m.lo.notna().any():
+            ax.errorbar(pos, m.share.to_numpy(float), yerr=[(m.share - m.lo).to_numpy(float), (m.hi - m.share).to_numpy(float)],
+                        fmt="none", ecolor="black", elinewidth=1, capsize=2)
         if "chance" in m and m.chance.notna().any():
             first = "chance" not in ax.get_legend_handles_labels()[1]
             ax.hlines(m.chance.to_numpy(float), pos - w / 2, pos + w / 2, colors="black", linestyles="--", label="chance" if first else None)
