@@ -10,8 +10,9 @@ from .toydesign import ToyWorldConfig, design_world
 from .toyworld import _split
 
 # %% auto #0
-__all__ = ['CLAIM_TESTS', 'PAPER_A_CLAIMS', 'PAPER_B_BENCHMARK_CLAIMS', 'DECISIVE_HALF_WIDTH', 'CLAIM_COLUMNS', 'Claim',
-           'split_sizes', 'evaluate_claims', 'claims_table', 'trait_embeddings', 'with_twins', 'claims_summary']
+__all__ = ['CLAIM_TESTS', 'PAPER_A_CLAIMS', 'PAPER_B_BENCHMARK_CLAIMS', 'DECISIVE_HALF_WIDTH', 'CHANCE_TIE', 'CLAIM_COLUMNS',
+           'Claim', 'split_sizes', 'evaluate_claims', 'claims_table', 'trait_embeddings', 'with_twins',
+           'claims_summary']
 
 # %% ../nbs/02l_claims.ipynb #cb2ffcbb
 CLAIM_TESTS = ("chance", "paired", "errors", "traits")
@@ -106,13 +107,16 @@ def _lookup(f, records: Mapping, model: str, claim: Claim):
     try: return f(_record(records, model), claim.split, claim.level, claim.direction)
     except KeyError as e: raise _NotEvaluated(e.args[0]) from None
 
-# %% ../nbs/02l_claims.ipynb #b99b76c2
+# %% ../nbs/02l_claims.ipynb #eea229cc
+CHANCE_TIE = 1e-9     # points: a Top-1 bound this close to the chance level equals it (floating-point noise)
+
 def _chance_test(claim: Claim, records: Mapping) -> dict:
     "Top-1 of `claim.model` on its task against the chance level: holds if its interval lies above it (`02l_claims`)."
     m = _lookup(record_metric, records, claim.model, claim)
     if not m["scored"]: raise _NotEvaluated(f"{claim.model!r}: no {_task(claim)} query could be scored")
     top1, chance = (m["top1"], m["top1_lo"], m["top1_hi"]), m["random_top1"]
-    d = PairedDifference(top1[0] - chance, top1[1] - chance, top1[2] - chance, bool(top1[1] > chance or top1[2] < chance))
+    lo, hi = top1[1] - chance, top1[2] - chance
+    d = PairedDifference(top1[0] - chance, lo, hi, bool(lo > CHANCE_TIE or hi < -CHANCE_TIE))
     evidence = (f"{claim.model} {_iv_text(*top1)} Top-1 vs chance {chance:.1f}; difference {_iv_text(*d[:3], signed=True)}, "
                 f"{m['scored']} queries")
     return dict(verdict=verdict(d), evidence=evidence, **_numbers(top1, (chance, float("nan"), float("nan")), d[:3], m["scored"]))
