@@ -216,7 +216,7 @@ def toy_models(standins, run, methods: Mapping, device="cpu", batch_size: int = 
              for i, m in ((1, run.stage1), (2, run.stage2))]
     return rows
 
-# %% ../nbs/04b_pipeline.ipynb #6644f16c
+# %% ../nbs/04b_pipeline.ipynb #7a2c787d
 def job_claims(models: Sequence[str], features: Mapping, benches: Mapping, records: Sequence[dict], traits: pd.DataFrame | None,
                joint_model: str, out_dir, figures: bool = True) -> tuple:
     """(trait result or None, claims frame, paths): the trait experiment if `traits` (a trait table) is given and both splits were
@@ -224,8 +224,8 @@ def job_claims(models: Sequence[str], features: Mapping, benches: Mapping, recor
     result = summary = None
     if traits is not None and {"seen", "unseen"} <= set(benches):
         emb, same = trait_embeddings(models, features, benches)
-        lineage = pd.concat([lineage_table(benches[s].indices["text"]) for s in ("seen", "unseen")])
-        result = trait_experiment(emb, traits, lineage, *(sorted(lineage_table(benches[s].indices["text"]).index) for s in ("seen", "unseen")))
+        seen, unseen = (lineage_table(benches[s].indices["text"]) for s in ("seen", "unseen"))
+        result = trait_experiment(emb, traits, pd.concat([seen, unseen]), sorted(seen.index), sorted(unseen.index))
         summary = with_twins(result.summary, same)
     claims = [dataclasses.replace(c, model=joint_model) if c.model == "BioVITA stage 2" else c for c in PAPER_A_CLAIMS + PAPER_B_BENCHMARK_CLAIMS]
     frame = evaluate_claims(claims, records, summary)
